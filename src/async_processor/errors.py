@@ -1,0 +1,97 @@
+"""Every error the library raises, in one tree.
+
+    AsyncProcessorError
+    ├── InvalidArgumentError          a processor argument is wrong (constructor, set_limits, ...)
+    ├── ProcessorNotRunningError      submit before start() or after shutdown()
+    ├── TaskNotFoundError             an id the processor does not know (or has evicted)
+    ├── InvalidTaskError              a task whose fields are wrong
+    │   ├── UnknownTaskTypeError      no processor is registered for the task's type
+    │   ├── DuplicateTaskError        the id was submitted before
+    │   ├── DependencyNotFoundError   depends_on names an id the processor does not know
+    │   ├── DependencyCycleError      a batch whose dependencies form a cycle
+    │   └── UnsendableTaskError       a process task whose processor or payload cannot be pickled
+    ├── QueueFullError                accepting the task would exceed queue_size
+    ├── InvalidTransitionError        a lifecycle change the transition table forbids (a bug)
+    ├── NonRetryableError             raised by a processor to fail at once, without retries
+    └── WorkerCrashedError            the worker process running a task died
+
+Each message says what was wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AsyncProcessorError",
+    "DependencyCycleError",
+    "DependencyNotFoundError",
+    "DuplicateTaskError",
+    "InvalidArgumentError",
+    "InvalidTaskError",
+    "InvalidTransitionError",
+    "NonRetryableError",
+    "ProcessorNotRunningError",
+    "QueueFullError",
+    "TaskNotFoundError",
+    "UnknownTaskTypeError",
+    "UnsendableTaskError",
+    "WorkerCrashedError",
+]
+
+
+class AsyncProcessorError(Exception):
+    """The root of every error raised by async_processor."""
+
+
+class InvalidArgumentError(AsyncProcessorError, ValueError):
+    """An argument to the processor is wrong: a constructor setting, a limit, a wait timeout."""
+
+
+class ProcessorNotRunningError(AsyncProcessorError):
+    """The processor is not accepting work: it was never started, or it is shutting down."""
+
+
+class TaskNotFoundError(AsyncProcessorError, KeyError):
+    """The processor does not know this task id (never submitted, or its result was evicted)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidTaskError(AsyncProcessorError, ValueError):
+    """A task was refused because one of its fields is wrong; nothing of it was kept."""
+
+
+class UnknownTaskTypeError(InvalidTaskError):
+    """No processor is registered for the task's type."""
+
+
+class DuplicateTaskError(InvalidTaskError):
+    """A task with this id was already submitted."""
+
+
+class DependencyNotFoundError(InvalidTaskError):
+    """A task depends on an id the processor does not know."""
+
+
+class DependencyCycleError(InvalidTaskError):
+    """The dependencies of a batch form a cycle."""
+
+
+class UnsendableTaskError(InvalidTaskError):
+    """A process-pool task whose processor or payload cannot be pickled."""
+
+
+class QueueFullError(AsyncProcessorError):
+    """Accepting the task would put more than queue_size tasks in the queue."""
+
+
+class InvalidTransitionError(AsyncProcessorError, RuntimeError):
+    """A task was asked to move between two states the lifecycle table does not connect."""
+
+
+class NonRetryableError(AsyncProcessorError):
+    """Raise this (or a subclass) from a processor to fail the task at once, without retries."""
+
+
+class WorkerCrashedError(AsyncProcessorError):
+    """The worker process running the task died (a crash, os._exit, or the OOM killer)."""

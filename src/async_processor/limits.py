@@ -1,0 +1,123 @@
+"""Admission limits that a ready task must pass before it may start.
+
+A task that a limit refuses is *parked* behind that limit, in priority order, and goes back
+to its ready queue when the limit frees up (a running task of that kind ends, or a rate
+token comes due). Limits never reorder work within a priority level.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .errors import InvalidArgumentError
+from .ready_queue import ReadyQueue
+
+__all__ = ["MemoryBudget", "TypeLimit", "available_memory_mb"]
+
+
+class TypeLimit:
+    """At most ``max_concurrency`` running, and at most ``rate`` starts per ``per`` seconds.
+
+    The rate is a token bucket holding up to ``rate`` tokens (so a burst of ``rate`` starts
+    is allowed after a quiet spell), refilled continuously at ``rate / per`` per second.
+    """
+
+    __slots__ = ("_per", "_rate", "_tokens", "_updated", "max_concurrency", "parked", "running")
+
+    def __init__(
+        self,
+        max_concurrency: int | None,
+        rate: float | None,
+        per: float,
+        aging_interval: float | None,
+        now: float,
+    ) -> None:
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool)
+            or not isinstance(max_concurrency, int)
+            or max_concurrency < 1
+        ):
+            raise InvalidArgumentError(
+                f"max_concurrency must be an int >= 1, got {max_concurrency!r}"
+            )
+        if rate is not None and (isinstance(rate, bool) or not rate > 0):
+            raise InvalidArgumentError(f"rate must be a number > 0, got {rate!r}")
+        if isinstance(per, bool) or not per > 0:
+            raise InvalidArgumentError(f"per must be a number of seconds > 0, got {per!r}")
+        self.max_concurrency = max_concurrency
+        self._rate = float(rate) if rate is not None else None
+        self._per = float(per)
+        self._tokens = self._rate or 0.0
+        self._updated = now
+        self.running = 0
+        self.parked = ReadyQueue(aging_interval)
+
+    def try_acquire(self, now: float) -> bool:
+        """Take a running slot and a rate token if both are free."""
+        if self.max_concurrency is not None and self.running >= self.max_concurrency:
+            return False
+        if self._rate is not None:
+            self._refill(now)
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+        self.running += 1
+        return True
+
+    def release(self) -> None:
+        self.running -= 1
+
+    def next_token_in(self, now: float) -> float | None:
+        """Seconds until a rate token is due, or None when not rate-limited right now."""
+        if self._rate is None:
+            return None
+        self._refill(now)
+        if self._tokens >= 1.0:
+            return None
+        return (1.0 - self._tokens) * self._per / self._rate
+
+    def _refill(self, now: float) -> None:
+        assert self._rate is not None
+        self._tokens = min(
+            self._rate, self._tokens + (now - self._updated) * self._rate / self._per
+        )
+        self._updated = now
+
+
+@dataclass(slots=True)
+class MemoryBudget:
+    """Admits ``memory_intensive`` tasks while there is room.
+
+    At most ``max_concurrent`` such tasks run at once, and none starts while the system's
+    available memory is below ``min_free_mb``.
+    """
+
+    max_concurrent: int
+    min_free_mb: float
+    parked: ReadyQueue
+    running: int = 0
+
+    def try_acquire(self) -> bool:
+        if self.running >= self.max_concurrent:
+            return False
+        if self.min_free_mb > 0 and available_memory_mb() < self.min_free_mb:
+            return False
+        self.running += 1
+        return True
+
+    def release(self) -> None:
+        self.running -= 1
+
+
+def available_memory_mb() -> float:
+    """The memory the system can give without swapping (Linux MemAvailable), in MiB."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    pages = os.sysconf("SC_AVPHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if pages else float("inf")

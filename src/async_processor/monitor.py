@@ -1,0 +1,208 @@
+"""Counters and latency samples, read as snapshots (exporters pull; nothing is pushed).
+
+Per task, the scheduler makes a few O(1) calls here: appends to bounded sample windows
+and counter increments. Percentiles are computed only when someone asks for a snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections import deque
+from typing import Any
+
+from .lifecycle import TaskStatus
+
+__all__ = ["PerformanceMonitor", "percentiles"]
+
+_STATUSES = tuple(s.value for s in TaskStatus if s.is_terminal)
+
+
+def percentiles(samples: Any, points: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles of ``samples`` as ``{"p50": ..., ...}``; zeros when empty."""
+    ordered = sorted(samples)
+    if not ordered:
+        return {f"p{p}": 0.0 for p in points}
+    n = len(ordered)
+    return {f"p{p}": ordered[max(0, math.ceil(p / 100 * n) - 1)] for p in points}
+
+
+class _Breakdown:
+    """Counts and latency windows for one task type or one priority."""
+
+    __slots__ = (
+        "backoff",
+        "counts",
+        "dependency_wait",
+        "exec_time",
+        "queue_wait",
+        "retries",
+        "total_exec",
+        "total_queue",
+    )
+
+    def __init__(self, window: int) -> None:
+        self.counts = dict.fromkeys(_STATUSES, 0)
+        self.queue_wait: deque[float] = deque(maxlen=window)
+        self.exec_time: deque[float] = deque(maxlen=window)
+        self.retries = 0
+        self.total_queue = 0.0
+        self.total_exec = 0.0
+        self.dependency_wait = 0.0
+        self.backoff = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "counts": dict(self.counts),
+            "queue_wait": percentiles(self.queue_wait),
+            "execution_time": percentiles(self.exec_time),
+            "retries": self.retries,
+        }
+
+    def profile(self) -> dict[str, float]:
+        return {
+            "waiting_on_dependencies_s": round(self.dependency_wait, 6),
+            "queued_s": round(self.total_queue, 6),
+            "running_s": round(self.total_exec, 6),
+            "retry_backoff_s": round(self.backoff, 6),
+        }
+
+
+class PerformanceMonitor:
+    """What the processor has done: counts by status, latencies, throughput, loop lag.
+
+    ``enabled=False`` keeps only the counters the health check needs; ``profiling=True``
+    adds a per-type breakdown of where time went.
+    """
+
+    def __init__(self, enabled: bool = True, profiling: bool = False, window: int = 2048) -> None:
+        self.enabled = enabled
+        self.profiling = profiling
+        self._window = window
+        self.started = time.monotonic()
+        self.counts = dict.fromkeys(_STATUSES, 0)
+        self.total_exec = 0.0
+        self.ran = 0
+        self.retries = 0
+        self.by_type: dict[str, _Breakdown] = {}
+        self.by_priority: dict[str, _Breakdown] = {}
+        self._second = 0
+        self._per_second: deque[tuple[int, int]] = deque(maxlen=61)
+        self._this_second = 0
+        self.loop_lag = 0.0
+        self.loop_lag_max = 0.0
+        self._lags: deque[float] = deque(maxlen=window)
+
+    def _breakdowns(self, type_name: str, priority: str) -> tuple[_Breakdown, _Breakdown]:
+        by_type = self.by_type.get(type_name)
+        if by_type is None:
+            by_type = self.by_type[type_name] = _Breakdown(self._window)
+        by_priority = self.by_priority.get(priority)
+        if by_priority is None:
+            by_priority = self.by_priority[priority] = _Breakdown(self._window)
+        return by_type, by_priority
+
+    def task_started(
+        self, type_name: str, priority: str, queue_wait: float, dependency_wait: float
+    ) -> None:
+        if not self.enabled:
+            return
+        by_type, by_priority = self._breakdowns(type_name, priority)
+        by_type.queue_wait.append(queue_wait)
+        by_priority.queue_wait.append(queue_wait)
+        if self.profiling:
+            by_type.total_queue += queue_wait
+            by_type.dependency_wait += dependency_wait
+
+    def task_retried(self, type_name: str, priority: str, backoff: float) -> None:
+        self.retries += 1
+        by_type, by_priority = self._breakdowns(type_name, priority)
+        by_type.retries += 1
+        by_priority.retries += 1
+        by_type.backoff += backoff
+
+    def task_ended(
+        self, type_name: str, priority: str, status: TaskStatus, exec_time: float | None
+    ) -> None:
+        """Count an ended task; ``exec_time`` is None when it never ran."""
+        key = status.value
+        self.counts[key] += 1
+        if exec_time is not None:
+            self.ran += 1
+            self.total_exec += exec_time
+        second = int(time.monotonic())
+        if second != self._second:
+            if self._this_second:
+                self._per_second.append((self._second, self._this_second))
+            self._second, self._this_second = second, 0
+        self._this_second += 1
+        if not self.enabled:
+            return
+        by_type, by_priority = self._breakdowns(type_name, priority)
+        by_type.counts[key] += 1
+        by_priority.counts[key] += 1
+        if exec_time is not None:
+            by_type.exec_time.append(exec_time)
+            by_priority.exec_time.append(exec_time)
+            by_type.total_exec += exec_time
+
+    def record_loop_lag(self, lag: float) -> None:
+        self.loop_lag = lag
+        self.loop_lag_max = max(self.loop_lag_max, lag)
+        self._lags.append(lag)
+
+    @property
+    def tasks_processed(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def success_rate(self) -> float:
+        """Completed as a percentage of tasks that ran to an outcome (cancellations excluded)."""
+        done = self.counts["completed"]
+        outcomes = done + self.counts["failed"] + self.counts["timeout"]
+        return 100.0 * done / outcomes if outcomes else 100.0
+
+    def throughput(self) -> float:
+        """Tasks ended per second over the last minute (or the uptime, if shorter)."""
+        now = time.monotonic()
+        second = int(now)
+        window = min(60.0, max(now - self.started, 1e-9))
+        total = sum(n for s, n in self._per_second if s >= second - 60)
+        if self._second >= second - 60:
+            total += self._this_second
+        return total / window
+
+    def snapshot(self) -> dict[str, Any]:
+        """The monitor's part of ``get_performance_metrics()``."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        snapshot: dict[str, Any] = {
+            "tasks_processed": self.tasks_processed,
+            "tasks_by_status": dict(self.counts),
+            "success_rate": self.success_rate,
+            "average_execution_time": self.total_exec / self.ran if self.ran else 0.0,
+            "current_throughput": self.throughput(),
+            "retries": self.retries,
+            "uptime_seconds": time.monotonic() - self.started,
+            "peak_memory_usage_mb": usage.ru_maxrss / 1024,
+            "memory_usage_mb": _current_rss_mb(),
+            "event_loop_lag": {
+                "current_s": self.loop_lag,
+                "max_s": self.loop_lag_max,
+                **percentiles(self._lags),
+            },
+            "by_type": {name: b.snapshot() for name, b in sorted(self.by_type.items())},
+            "by_priority": {name: b.snapshot() for name, b in sorted(self.by_priority.items())},
+        }
+        if self.profiling:
+            snapshot["profile"] = {name: b.profile() for name, b in sorted(self.by_type.items())}
+        return snapshot
+
+
+def _current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * resource.getpagesize() / (1024 * 1024)
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
