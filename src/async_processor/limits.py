@@ -53,20 +53,29 @@ class TypeLimit:
         self.running = 0
         self.parked = ReadyQueue(aging_interval)
 
-    def try_acquire(self, now: float) -> bool:
-        """Take a running slot and a rate token if both are free."""
+    def has_room(self, now: float) -> bool:
+        """True if a task may start now: a running slot and a rate token are free."""
         if self.max_concurrency is not None and self.running >= self.max_concurrency:
             return False
         if self._rate is not None:
             self._refill(now)
-            if self._tokens < 1.0:
-                return False
+            return self._tokens >= 1.0
+        return True
+
+    def acquire(self, now: float) -> None:
+        """Take a running slot and a rate token; call only after :meth:`has_room`."""
+        if self._rate is not None:
+            self._refill(now)
             self._tokens -= 1.0
         self.running += 1
-        return True
 
     def release(self) -> None:
         self.running -= 1
+
+    @property
+    def saturated(self) -> bool:
+        """All running slots are taken (only a release can make room)."""
+        return self.max_concurrency is not None and self.running >= self.max_concurrency
 
     def next_token_in(self, now: float) -> float | None:
         """Seconds until a rate token is due, or None when not rate-limited right now."""
@@ -98,10 +107,16 @@ class MemoryBudget:
     parked: ReadyQueue
     running: int = 0
 
+    @property
+    def saturated(self) -> bool:
+        """All slots are taken (only a release can make room)."""
+        return self.running >= self.max_concurrent
+
+    def memory_low(self) -> bool:
+        return self.min_free_mb > 0 and available_memory_mb() < self.min_free_mb
+
     def try_acquire(self) -> bool:
-        if self.running >= self.max_concurrent:
-            return False
-        if self.min_free_mb > 0 and available_memory_mb() < self.min_free_mb:
+        if self.saturated or self.memory_low():
             return False
         self.running += 1
         return True

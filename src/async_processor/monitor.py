@@ -16,7 +16,7 @@ from .lifecycle import TaskStatus
 
 __all__ = ["PerformanceMonitor", "percentiles"]
 
-_STATUSES = tuple(s.value for s in TaskStatus if s.is_terminal)
+_STATUSES = tuple(s for s in TaskStatus if s.is_terminal)
 
 
 def percentiles(samples: Any, points: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
@@ -54,7 +54,7 @@ class _Breakdown:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "counts": dict(self.counts),
+            "counts": {status.value: n for status, n in self.counts.items()},
             "queue_wait": percentiles(self.queue_wait),
             "execution_time": percentiles(self.exec_time),
             "retries": self.retries,
@@ -67,6 +67,9 @@ class _Breakdown:
             "running_s": round(self.total_exec, 6),
             "retry_backoff_s": round(self.backoff, 6),
         }
+
+
+Breakdowns = tuple[_Breakdown, _Breakdown]
 
 
 class PerformanceMonitor:
@@ -87,6 +90,7 @@ class PerformanceMonitor:
         self.retries = 0
         self.by_type: dict[str, _Breakdown] = {}
         self.by_priority: dict[str, _Breakdown] = {}
+        self._pairs: dict[tuple[str, str], Breakdowns] = {}
         self._second = 0
         self._per_second: deque[tuple[int, int]] = deque(maxlen=61)
         self._this_second = 0
@@ -94,40 +98,39 @@ class PerformanceMonitor:
         self.loop_lag_max = 0.0
         self._lags: deque[float] = deque(maxlen=window)
 
-    def _breakdowns(self, type_name: str, priority: str) -> tuple[_Breakdown, _Breakdown]:
-        by_type = self.by_type.get(type_name)
-        if by_type is None:
-            by_type = self.by_type[type_name] = _Breakdown(self._window)
-        by_priority = self.by_priority.get(priority)
-        if by_priority is None:
-            by_priority = self.by_priority[priority] = _Breakdown(self._window)
-        return by_type, by_priority
+    def breakdowns(self, type_name: str, priority: str) -> Breakdowns:
+        """The (per type, per priority) pair a task's events are counted in."""
+        pair = self._pairs.get((type_name, priority))
+        if pair is None:
+            by_type = self.by_type.get(type_name)
+            if by_type is None:
+                by_type = self.by_type[type_name] = _Breakdown(self._window)
+            by_priority = self.by_priority.get(priority)
+            if by_priority is None:
+                by_priority = self.by_priority[priority] = _Breakdown(self._window)
+            pair = self._pairs[(type_name, priority)] = (by_type, by_priority)
+        return pair
 
-    def task_started(
-        self, type_name: str, priority: str, queue_wait: float, dependency_wait: float
-    ) -> None:
+    def task_started(self, pair: Breakdowns, queue_wait: float, dependency_wait: float) -> None:
         if not self.enabled:
             return
-        by_type, by_priority = self._breakdowns(type_name, priority)
+        by_type, by_priority = pair
         by_type.queue_wait.append(queue_wait)
         by_priority.queue_wait.append(queue_wait)
         if self.profiling:
             by_type.total_queue += queue_wait
             by_type.dependency_wait += dependency_wait
 
-    def task_retried(self, type_name: str, priority: str, backoff: float) -> None:
+    def task_retried(self, pair: Breakdowns, backoff: float) -> None:
         self.retries += 1
-        by_type, by_priority = self._breakdowns(type_name, priority)
+        by_type, by_priority = pair
         by_type.retries += 1
         by_priority.retries += 1
         by_type.backoff += backoff
 
-    def task_ended(
-        self, type_name: str, priority: str, status: TaskStatus, exec_time: float | None
-    ) -> None:
+    def task_ended(self, pair: Breakdowns, status: TaskStatus, exec_time: float | None) -> None:
         """Count an ended task; ``exec_time`` is None when it never ran."""
-        key = status.value
-        self.counts[key] += 1
+        self.counts[status] += 1
         if exec_time is not None:
             self.ran += 1
             self.total_exec += exec_time
@@ -139,9 +142,9 @@ class PerformanceMonitor:
         self._this_second += 1
         if not self.enabled:
             return
-        by_type, by_priority = self._breakdowns(type_name, priority)
-        by_type.counts[key] += 1
-        by_priority.counts[key] += 1
+        by_type, by_priority = pair
+        by_type.counts[status] += 1
+        by_priority.counts[status] += 1
         if exec_time is not None:
             by_type.exec_time.append(exec_time)
             by_priority.exec_time.append(exec_time)
@@ -159,8 +162,9 @@ class PerformanceMonitor:
     @property
     def success_rate(self) -> float:
         """Completed as a percentage of tasks that ran to an outcome (cancellations excluded)."""
-        done = self.counts["completed"]
-        outcomes = done + self.counts["failed"] + self.counts["timeout"]
+        counts = self.counts
+        done = counts[TaskStatus.COMPLETED]
+        outcomes = done + counts[TaskStatus.FAILED] + counts[TaskStatus.TIMEOUT]
         return 100.0 * done / outcomes if outcomes else 100.0
 
     def throughput(self) -> float:
@@ -178,7 +182,7 @@ class PerformanceMonitor:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         snapshot: dict[str, Any] = {
             "tasks_processed": self.tasks_processed,
-            "tasks_by_status": dict(self.counts),
+            "tasks_by_status": {status.value: n for status, n in self.counts.items()},
             "success_rate": self.success_rate,
             "average_execution_time": self.total_exec / self.ran if self.ran else 0.0,
             "current_throughput": self.throughput(),

@@ -303,7 +303,10 @@ class AdvancedAsyncProcessor:
         for lane in self._lanes.values():
             for worker in lane.workers:
                 worker.status = "stopped"
-            if lane.executor is not None and lane.started:
+            if lane.starting is not None:
+                assert lane.executor is not None
+                with contextlib.suppress(Exception):
+                    await lane.starting
                 if isinstance(lane.executor, ThreadExecutor):
                     await lane.executor.shutdown(min(remaining, 5.0))
                 else:
@@ -380,12 +383,13 @@ class AdvancedAsyncProcessor:
         if self._state is not _State.RUNNING:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
         batch = list(tasks)
-        routes = {task.id: self._route(task) for task in batch}
+        routes = [self._route(task) for task in batch]
+        by_id = {task.id: route for task, route in zip(batch, routes, strict=True)}
         ordered = self.task_manager.order_batch(batch)
         if batch:
             self._make_room(len(batch), max(task.priority.value for task in batch))
         for task in ordered:
-            self._accept(task, *routes[task.id])
+            self._accept(task, *by_id[task.id])
         return [task.id for task in batch]
 
     def _route(self, task: ProcessingTask) -> tuple[TaskProcessor, str]:
@@ -463,6 +467,7 @@ class AdvancedAsyncProcessor:
     def _accept(self, task: ProcessingTask, fn: TaskProcessor, lane: str) -> None:
         manager = self.task_manager
         record = manager.add(task, fn, lane)
+        record.stats = self.monitor.breakdowns(record.type_name, record.priority_name)
         self._pending += 1
         logger.debug("task %s (%s) accepted, tags %s", task.id, task.type_name, task.tags)
         if record.doom is not None:
@@ -506,30 +511,28 @@ class AdvancedAsyncProcessor:
         return None
 
     def _admit(self, record: TaskRecord) -> bool:
-        """Take the memory budget and type limit a record needs, or park it behind them."""
-        task = record.task
-        if task.memory_intensive:
-            memory = self._memory
-            if not memory.try_acquire():
-                memory.parked.push(record)
-                if memory.running == 0:  # blocked by low free memory: look again soon
-                    self._set_timer("memory", 0.5, self._unpark_memory)
+        """Take the type limit and memory budget a record needs, or park it behind them.
+
+        A parked record waits in priority order; every admission and release wakes the
+        next parked record when there is room, so parked work never stalls.
+        """
+        limit = self._limits.get(record.type_name) if self._limits else None
+        now = time.monotonic()
+        if limit is not None and not limit.has_room(now):
+            limit.parked.push(record)
+            self._wake_limit(limit)
+            return False
+        if record.task.memory_intensive:
+            if not self._memory.try_acquire():
+                self._memory.parked.push(record)
+                self._wake_memory()
                 return False
             record.holds_memory = True
-        if self._limits:
-            limit = self._limits.get(record.type_name)
-            if limit is not None:
-                now = time.monotonic()
-                if not limit.try_acquire(now):
-                    if record.holds_memory:
-                        record.holds_memory = False
-                        self._release_memory()
-                    limit.parked.push(record)
-                    delay = limit.next_token_in(now)
-                    if delay is not None:
-                        self._set_timer(limit, delay, lambda: self._unpark(limit.parked))
-                    return False
-                record.limit = limit
+            self._wake_memory()
+        if limit is not None:
+            limit.acquire(now)
+            record.limit = limit
+            self._wake_limit(limit)
         return True
 
     def _release_admission(self, record: TaskRecord) -> None:
@@ -537,17 +540,31 @@ class AdvancedAsyncProcessor:
         if limit is not None:
             record.limit = None
             limit.release()
-            self._unpark(limit.parked)
+            self._wake_limit(limit)
         if record.holds_memory:
             record.holds_memory = False
-            self._release_memory()
+            self._memory.release()
+            self._wake_memory()
 
-    def _release_memory(self) -> None:
-        self._memory.release()
-        self._unpark_memory()
+    def _wake_limit(self, limit: TypeLimit) -> None:
+        """Let the most urgent task parked behind ``limit`` try again once it has room."""
+        if not limit.parked or limit.saturated:  # a release will wake it
+            return
+        delay = limit.next_token_in(time.monotonic())
+        if delay is None:
+            self._unpark(limit.parked)
+        else:
+            self._set_timer(limit, delay, lambda: self._wake_limit(limit))
 
-    def _unpark_memory(self) -> None:
-        self._unpark(self._memory.parked)
+    def _wake_memory(self) -> None:
+        """Let the most urgent parked memory-intensive task try again once there is room."""
+        memory = self._memory
+        if not memory.parked or memory.saturated:  # a release will wake it
+            return
+        if memory.memory_low():
+            self._set_timer("memory", 0.5, self._wake_memory)
+        else:
+            self._unpark(memory.parked)
 
     def _unpark(self, parked: ReadyQueue) -> None:
         """Send the most urgent parked record back to its ready queue."""
@@ -633,8 +650,7 @@ class AdvancedAsyncProcessor:
         if record.attempts == 1:
             record.started_at = time.time()
             self.monitor.task_started(
-                record.type_name,
-                record.priority_name,
+                record.stats,
                 now - record.ready_at,
                 record.ready_at - record.submitted_at,
             )
@@ -644,7 +660,10 @@ class AdvancedAsyncProcessor:
         timed_out = cancelled = False
         try:
             if task.timeout is None:
-                value = await self._call(lane, worker, record)
+                if lane.executor is None:
+                    value = await record.fn(task)
+                else:
+                    value = await self._call(lane, worker, record)
             else:
                 async with asyncio.timeout(task.timeout) as scope:
                     value = await self._call(lane, worker, record)
@@ -712,7 +731,7 @@ class AdvancedAsyncProcessor:
     ) -> None:
         """Retry if attempts remain, otherwise end the task with ``status``."""
         task = record.task
-        if record.attempts > task.max_retries or self._state is not _State.RUNNING:
+        if record.attempts > task.max_retries or self._state is _State.STOPPED:
             logger.warning(
                 "task %s (%s) %s after %d attempt(s): %s",
                 task.id,
@@ -737,7 +756,7 @@ class AdvancedAsyncProcessor:
         )
         self.task_manager.transition(record, TaskStatus.PENDING)
         self._pending += 1
-        self.monitor.task_retried(record.type_name, record.priority_name, delay)
+        self.monitor.task_retried(record.stats, delay)
         assert self._loop is not None
         record.retry_timer = self._loop.call_later(delay, self._retry_due, record)
 
@@ -788,7 +807,7 @@ class AdvancedAsyncProcessor:
             result, ready, doomed = manager.finish(
                 record, status, value, error, execution_time or 0.0, expired
             )
-            self.monitor.task_ended(record.type_name, record.priority_name, status, execution_time)
+            self.monitor.task_ended(record.stats, status, execution_time)
             waiters = record.waiters
             if waiters:
                 record.waiters = None

@@ -23,7 +23,7 @@ from .errors import (
     DuplicateTaskError,
     TaskNotFoundError,
 )
-from .lifecycle import TaskStatus, check_transition
+from .lifecycle import TRANSITIONS, TaskStatus, check_transition
 from .result import TaskResult
 from .retention import ResultStore
 from .task import ProcessingTask
@@ -62,6 +62,7 @@ class TaskRecord:
         "retry_timer",
         "runner",
         "started_at",
+        "stats",
         "status",
         "submitted_at",
         "task",
@@ -103,6 +104,8 @@ class TaskRecord:
         self.retry_timer: asyncio.TimerHandle | None = None
         self.limit: TypeLimit | None = None
         self.holds_memory = False
+        #: The monitor's counters for this task's type and priority.
+        self.stats: Any = None
         #: Why a running task is being cancelled; set just before its runner is cancelled.
         self.cancel_reason: str | None = None
 
@@ -263,7 +266,8 @@ class TaskManager:
     def transition(self, record: TaskRecord, status: TaskStatus) -> None:
         """The one place a task's status changes."""
         old = record.status
-        check_transition(record.task.id, old, status)
+        if (old, status) not in TRANSITIONS:
+            check_transition(record.task.id, old, status)
         record.status = status
         for listener in self.listeners:
             listener(record, old, status)

@@ -1,0 +1,26 @@
+"""Shared test setup.
+
+Tests that need a server skip on a machine without it; with
+``ASYNC_PROCESSOR_REQUIRE_SERVICES=1`` (set by ``.ci/run``) such a skip fails instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("ASYNC_PROCESSOR_REQUIRE_SERVICES") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_SERVICES and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"skipped under ASYNC_PROCESSOR_REQUIRE_SERVICES=1: {report.longrepr}; "
+            "CI must provide every service the tests need"
+        )
+    return None
