@@ -2,9 +2,9 @@
 
 Each child turn is a small dependency graph run at CRITICAL priority:
 
-    words (loop) ──┐
-                   ├──> reply (loop, depends on both)
-    journal (thread, SQLite) ┘
+    words (loop) ─────────────┐
+                              ├──> reply_template (loop, depends on both, 2 s deadline)
+    journal (thread, SQLite) ─┘
 
 while BATCH analytics (zlib compression in the process pool) and LOW housekeeping fill the
 queues. The summary shows that the turns waited microseconds while the batch work waited
@@ -63,7 +63,11 @@ def journal_turn(task: ProcessingTask) -> dict[str, Any]:
 
 
 async def shape_reply(task: ProcessingTask) -> dict[str, Any]:
-    """On the event loop: a reply built from the two results this task depends on."""
+    """On the event loop: a template reply built from the two results it depends on.
+
+    A stand-in for the language-model reply, labelled as such: it shows how a dependent
+    task reads its dependencies' results.
+    """
     words, journal = (task.dependency_results[dep] for dep in task.depends_on)
     opening = "What a great question!" if words["question"] else "Thank you for telling me."
     return {
@@ -91,7 +95,7 @@ async def run_demo(turns: int = len(CHILD_TURNS), batch_jobs: int = 24) -> list[
     await processor.start()
     processor.register_processor(ProcessingType.TEXT_ANALYSIS, count_words)
     processor.register_processor(ProcessingType.DATABASE_OPERATION, journal_turn)
-    processor.register_processor(ProcessingType.AI_RESPONSE, shape_reply)
+    processor.register_processor("reply_template", shape_reply)
     processor.register_processor(ProcessingType.DATA_ANALYTICS, compress_batch)
     processor.register_processor("housekeeping", tidy_up)
     results: list[TaskResult] = []
@@ -124,7 +128,7 @@ async def run_demo(turns: int = len(CHILD_TURNS), batch_jobs: int = 24) -> list[
                     io_bound=True,
                 )
                 reply = create_task(
-                    ProcessingType.AI_RESPONSE,
+                    "reply_template",
                     {},
                     TaskPriority.CRITICAL,
                     depends_on=[words.id, journal.id],

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import copy
 import enum
 import inspect
 import logging
@@ -468,6 +470,9 @@ class AdvancedAsyncProcessor:
         manager = self.task_manager
         record = manager.add(task, fn, lane)
         record.stats = self.monitor.breakdowns(record.type_name, record.priority_name)
+        context = contextvars.copy_context()
+        if len(context):  # the processor will run in a copy of the submitter's context
+            record.context = context
         self._pending += 1
         logger.debug("task %s (%s) accepted, tags %s", task.id, task.type_name, task.tags)
         if record.doom is not None:
@@ -659,14 +664,18 @@ class AdvancedAsyncProcessor:
         failure: BaseException | None = None
         timed_out = cancelled = False
         try:
+            call: Awaitable[Any]
+            if record.context is not None:  # run in the submitter's contextvars
+                call = asyncio.create_task(self._call(lane, worker, record), context=record.context)
+            elif lane.executor is None:
+                call = record.fn(task)
+            else:
+                call = self._call(lane, worker, record)
             if task.timeout is None:
-                if lane.executor is None:
-                    value = await record.fn(task)
-                else:
-                    value = await self._call(lane, worker, record)
+                value = await call
             else:
                 async with asyncio.timeout(task.timeout) as scope:
-                    value = await self._call(lane, worker, record)
+                    value = await call
         except asyncio.CancelledError:
             if record.cancel_reason is None:  # the worker itself is being stopped
                 if record.status is TaskStatus.RUNNING:
@@ -754,6 +763,9 @@ class AdvancedAsyncProcessor:
             error,
             delay,
         )
+        if task.cancel_requested:  # an abandoned thread still holds this object
+            record.task = copy.copy(task)
+            record.task.cancel_requested = False
         self.task_manager.transition(record, TaskStatus.PENDING)
         self._pending += 1
         self.monitor.task_retried(record.stats, delay)

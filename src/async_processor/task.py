@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidTaskError
@@ -105,7 +104,7 @@ class ProcessingTask:
     deadline: float | None = None
     id: str = field(default_factory=new_task_id)
     created_at: float = field(default_factory=time.time)
-    dependency_results: Mapping[str, Any] = field(default_factory=lambda: _NO_RESULTS)
+    dependency_results: dict[str, Any] = field(default_factory=lambda: _NO_RESULTS)
     cancel_requested: bool = False
 
     def __post_init__(self) -> None:
@@ -208,7 +207,30 @@ class ProcessingTask:
         return cls(**fields)
 
 
-_NO_RESULTS: Mapping[str, Any] = MappingProxyType({})
+class _NoDependencyResults(dict[str, Any]):
+    """The shared, read-only, empty default of ``dependency_results``.
+
+    Sharing one object spares every task without dependencies an allocation; the
+    processor replaces it with a real dict when a first dependency result arrives.
+    """
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("dependency_results is filled in by the processor")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    update = pop = popitem = clear = setdefault = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_no_dependency_results, ())
+
+
+def _no_dependency_results() -> dict[str, Any]:
+    return _NO_RESULTS
+
+
+_NO_RESULTS: dict[str, Any] = _NoDependencyResults()
 _TYPE_VALUES = frozenset(t.value for t in ProcessingType)
 
 

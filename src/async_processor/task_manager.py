@@ -13,6 +13,7 @@ plugs in there.
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ class TaskRecord:
     __slots__ = (
         "attempts",
         "cancel_reason",
+        "context",
         "deadline",
         "deadline_timer",
         "dependents",
@@ -104,6 +106,8 @@ class TaskRecord:
         self.retry_timer: asyncio.TimerHandle | None = None
         self.limit: TypeLimit | None = None
         self.holds_memory = False
+        #: The submitter's contextvars, when it had any set.
+        self.context: contextvars.Context | None = None
         #: The monitor's counters for this task's type and priority.
         self.stats: Any = None
         #: Why a running task is being cancelled; set just before its runner is cancelled.
@@ -327,7 +331,7 @@ class TaskManager:
         task = record.task
         if result.status is TaskStatus.COMPLETED or task.allow_failure:
             results = task.dependency_results
-            if type(results) is not dict:  # the shared empty default
+            if type(results) is not dict:  # the shared, read-only empty default
                 results = task.dependency_results = dict(results)
             ok = result.status is TaskStatus.COMPLETED
             results[result.task_id] = result.result if ok else result
