@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import InvalidArgumentError
+from .arguments import check_count, check_seconds
 from .ready_queue import ReadyQueue
 
 __all__ = ["MemoryBudget", "TypeLimit", "available_memory_mb"]
@@ -23,7 +23,16 @@ class TypeLimit:
     is allowed after a quiet spell), refilled continuously at ``rate / per`` per second.
     """
 
-    __slots__ = ("_per", "_rate", "_tokens", "_updated", "max_concurrency", "parked", "running")
+    __slots__ = (
+        "_capacity",
+        "_per",
+        "_rate",
+        "_tokens",
+        "_updated",
+        "max_concurrency",
+        "parked",
+        "running",
+    )
 
     def __init__(
         self,
@@ -33,25 +42,31 @@ class TypeLimit:
         aging_interval: float | None,
         now: float,
     ) -> None:
-        if max_concurrency is not None and (
-            isinstance(max_concurrency, bool)
-            or not isinstance(max_concurrency, int)
-            or max_concurrency < 1
-        ):
-            raise InvalidArgumentError(
-                f"max_concurrency must be an int >= 1, got {max_concurrency!r}"
-            )
-        if rate is not None and (isinstance(rate, bool) or not rate > 0):
-            raise InvalidArgumentError(f"rate must be a number > 0, got {rate!r}")
-        if isinstance(per, bool) or not per > 0:
-            raise InvalidArgumentError(f"per must be a number of seconds > 0, got {per!r}")
-        self.max_concurrency = max_concurrency
-        self._rate = float(rate) if rate is not None else None
-        self._per = float(per)
-        self._tokens = self._rate or 0.0
-        self._updated = now
         self.running = 0
         self.parked = ReadyQueue(aging_interval)
+        self.configure(max_concurrency, rate, per, now)
+
+    def configure(
+        self, max_concurrency: int | None, rate: float | None, per: float, now: float
+    ) -> None:
+        """Set new limits; tasks running now keep counting against them."""
+        if max_concurrency is not None:
+            check_count("max_concurrency", max_concurrency, 1)
+        if rate is not None:
+            rate = check_seconds("rate", rate)
+        per = check_seconds("per", per)
+        self.max_concurrency = max_concurrency
+        self._rate = rate
+        self._per = per
+        #: The bucket holds at least one token, so a rate below 1 per ``per`` still admits.
+        self._capacity = max(rate, 1.0) if rate is not None else 0.0
+        self._tokens = self._capacity
+        self._updated = now
+
+    @property
+    def active(self) -> bool:
+        """False once both limits were removed (the object stays for running tasks)."""
+        return self.max_concurrency is not None or self._rate is not None
 
     def has_room(self, now: float) -> bool:
         """True if a task may start now: a running slot and a rate token are free."""
@@ -89,7 +104,7 @@ class TypeLimit:
     def _refill(self, now: float) -> None:
         assert self._rate is not None
         self._tokens = min(
-            self._rate, self._tokens + (now - self._updated) * self._rate / self._per
+            self._capacity, self._tokens + (now - self._updated) * self._rate / self._per
         )
         self._updated = now
 

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from .arguments import check_count, check_seconds
 from .errors import (
     InvalidArgumentError,
     InvalidTaskError,
@@ -50,7 +51,7 @@ from .ready_queue import ReadyQueue
 from .result import TaskResult
 from .retry import RetryPolicy
 from .task import ProcessingTask, ProcessingType, TaskPriority
-from .task_manager import TaskManager, TaskRecord
+from .task_manager import EXPIRED, TaskManager, TaskRecord
 
 __all__ = ["AdvancedAsyncProcessor", "create_processor", "run_custom", "run_custom_async"]
 
@@ -179,15 +180,22 @@ class AdvancedAsyncProcessor:
             ("queue_size", queue_size, 1),
             ("max_results", max_results, 0),
             ("max_memory_intensive", max_memory_intensive, 1),
+            ("health_max_queue", health_max_queue, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise InvalidArgumentError(f"{name} must be a whole number >= {low}, got {value!r}")
-        if aging_interval is not None and not aging_interval > 0:
+            check_count(name, value, low)
+        if aging_interval is not None:
+            aging_interval = check_seconds("aging_interval", aging_interval)
+        result_ttl = check_seconds("result_ttl", result_ttl, allow_zero=True)
+        check_seconds("min_free_memory_mb", min_free_memory_mb, allow_zero=True)
+        if (
+            isinstance(health_min_success_rate, bool)
+            or not isinstance(health_min_success_rate, int | float)
+            or not 0 <= health_min_success_rate <= 100
+        ):
             raise InvalidArgumentError(
-                f"aging_interval must be a number of seconds > 0 or None, got {aging_interval!r}"
+                f"health_min_success_rate must be a percentage from 0 to 100, got "
+                f"{health_min_success_rate!r}"
             )
-        if not result_ttl >= 0:
-            raise InvalidArgumentError(f"result_ttl must be >= 0 seconds, got {result_ttl!r}")
         if overload_policy not in ("reject", "shed"):
             raise InvalidArgumentError(
                 f"overload_policy must be 'reject' or 'shed', got {overload_policy!r}"
@@ -223,6 +231,7 @@ class AdvancedAsyncProcessor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = 0
         self._drained: asyncio.Future[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._probe_at = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -239,6 +248,9 @@ class AdvancedAsyncProcessor:
     async def start(self) -> None:
         """Start the workers. Starting a running processor does nothing.
 
+        Nothing here awaits, so concurrent calls cannot start two sets of workers; the
+        thread and process pools start when their first task arrives.
+
         Raises:
             ProcessorNotRunningError: the processor was shut down (create a new one).
         """
@@ -252,9 +264,6 @@ class AdvancedAsyncProcessor:
                 worker.handle = loop.create_task(
                     self._work(lane, worker), name=f"async-processor {worker.id}"
                 )
-        thread_lane = self._lanes.get("thread")
-        if thread_lane is not None:
-            await self._start_lane(thread_lane)
         if self.monitor.enabled:
             self._probe_at = loop.time() + 0.5
             self._timers["probe"] = loop.call_at(self._probe_at, self._probe_loop_lag)
@@ -271,11 +280,14 @@ class AdvancedAsyncProcessor:
         if self._state is _State.CREATED:
             self._state = _State.STOPPED
             return
-        if self._state is not _State.RUNNING:
+        if self._state is not _State.RUNNING:  # a second call waits for the first
+            if self._stopped is not None:
+                await asyncio.shield(self._stopped)
             return
         self._state = _State.STOPPING
         loop = self._loop
         assert loop is not None
+        self._stopped = loop.create_future()
         started = time.monotonic()
         if self.task_manager.records:
             self._drained = loop.create_future()
@@ -314,6 +326,7 @@ class AdvancedAsyncProcessor:
                 else:
                     await lane.executor.shutdown()
         self._state = _State.STOPPED
+        self._stopped.set_result(None)
         logger.info("processor stopped")
 
     # -- registering processors and limits -----------------------------------------------
@@ -347,15 +360,19 @@ class AdvancedAsyncProcessor:
         ``per`` seconds. Both None removes the limits. Waiting tasks keep their order.
         """
         name = task_type.value if isinstance(task_type, ProcessingType) else str(task_type)
-        old = self._limits.pop(name, None)
-        parked = [] if old is None else _drain(old.parked)
-        if max_concurrency is not None or rate is not None:
-            limit = TypeLimit(max_concurrency, rate, per, self.aging_interval, time.monotonic())
-            if old is not None:
-                limit.running = old.running
-            self._limits[name] = limit
-        for record in parked:
-            self._enqueue(record, keep_ready_time=True)
+        limit = self._limits.get(name)
+        now = time.monotonic()
+        if limit is None:
+            if max_concurrency is None and rate is None:
+                return
+            self._limits[name] = TypeLimit(max_concurrency, rate, per, self.aging_interval, now)
+            return
+        limit.configure(max_concurrency, rate, per, now)
+        if limit.active:
+            self._wake_limit(limit)
+        else:
+            for record in _drain(limit.parked):
+                self._enqueue(record, keep_ready_time=True)
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -373,7 +390,7 @@ class AdvancedAsyncProcessor:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
         fn, lane = self._route(task)
         self.task_manager.check(task)
-        self._make_room(1, task.priority.value)
+        self._make_room([task])
         self._accept(task, fn, lane)
         return task.id
 
@@ -389,7 +406,7 @@ class AdvancedAsyncProcessor:
         by_id = {task.id: route for task, route in zip(batch, routes, strict=True)}
         ordered = self.task_manager.order_batch(batch)
         if batch:
-            self._make_room(len(batch), max(task.priority.value for task in batch))
+            self._make_room(batch)
         for task in ordered:
             self._accept(task, *by_id[task.id])
         return [task.id for task in batch]
@@ -434,17 +451,25 @@ class AdvancedAsyncProcessor:
             lane.executor.check_sendable(fn, task)
         return fn, name
 
-    def _make_room(self, count: int, priority: int) -> None:
-        """Ensure ``count`` more tasks fit in the queue, shedding if the policy allows."""
-        excess = self._pending + count - self.queue_size
+    def _make_room(self, incoming: list[ProcessingTask]) -> None:
+        """Ensure ``incoming`` fits in the queue, shedding if the policy allows.
+
+        Shedding takes waiting tasks strictly less urgent than every newcomer, never one
+        that a newcomer waits on: least urgent first, newest first, depended-on last.
+        """
+        excess = self._pending + len(incoming) - self.queue_size
         if excess <= 0:
             return
         if self.overload_policy == "shed":
+            priority = max(task.priority.value for task in incoming)
+            needed = self._dependency_closure(incoming)
             victims = sorted(
                 (
                     r
                     for r in self.task_manager.records.values()
-                    if r.status is TaskStatus.PENDING and r.priority > priority
+                    if r.status is TaskStatus.PENDING
+                    and r.priority > priority
+                    and r.task.id not in needed
                 ),
                 key=lambda r: (r.dependents is not None, -r.priority, -r.submitted_at),
             )
@@ -465,6 +490,18 @@ class AdvancedAsyncProcessor:
             f"{self.queue_size}; wait for work to finish, raise queue_size, or use "
             "overload_policy='shed' to make room for urgent work"
         )
+
+    def _dependency_closure(self, tasks: list[ProcessingTask]) -> set[str]:
+        """Ids of every waiting task that ``tasks`` transitively depend on."""
+        records = self.task_manager.records
+        needed: set[str] = set()
+        stack = [dep for task in tasks for dep in task.depends_on]
+        while stack:
+            task_id = stack.pop()
+            if task_id not in needed and task_id in records:
+                needed.add(task_id)
+                stack.extend(records[task_id].task.depends_on)
+        return needed
 
     def _accept(self, task: ProcessingTask, fn: TaskProcessor, lane: str) -> None:
         manager = self.task_manager
@@ -612,7 +649,7 @@ class AdvancedAsyncProcessor:
             record,
             TaskStatus.TIMEOUT,
             None,
-            "expired in the queue: its deadline"
+            f"{EXPIRED}: its deadline"
             + (" (inherited from a task that depends on it)" if inherited else "")
             + " passed before it could start",
             expired=True,
@@ -990,6 +1027,7 @@ class AdvancedAsyncProcessor:
             limits={
                 name: {"running": limit.running, "waiting": len(limit.parked)}
                 for name, limit in self._limits.items()
+                if limit.active
             },
             memory_intensive={
                 "running": self._memory.running,

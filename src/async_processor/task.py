@@ -98,7 +98,7 @@ class ProcessingTask:
     cpu_intensive: bool = False
     memory_intensive: bool = False
     io_bound: bool = False
-    tags: Set[str] = frozenset()
+    tags: Set[str] = field(default_factory=lambda: _NO_TAGS)
     depends_on: Sequence[str] = ()
     allow_failure: bool = False
     deadline: float | None = None
@@ -137,16 +137,10 @@ class ProcessingTask:
             raise InvalidTaskError(
                 f"max_retries must be a whole number >= 0, got {self.max_retries!r}"
             )
-        if self.tags:
-            self.tags = _string_set("tags", self.tags)
-        elif not isinstance(self.tags, Set):
-            raise InvalidTaskError(f"tags must be a set of strings, got {self.tags!r}")
-        if self.depends_on:
-            self.depends_on = _id_list(self.depends_on)
-        elif not isinstance(self.depends_on, Sequence) or isinstance(self.depends_on, str):
-            raise InvalidTaskError(
-                f"depends_on must be a list of task ids, got {self.depends_on!r}"
-            )
+        if self.tags is not _NO_TAGS:
+            self.tags = _string_set("tags", self.tags) or _NO_TAGS
+        if self.depends_on != ():
+            self.depends_on = _id_list(self.depends_on) or ()
         if self.deadline is not None:
             self.deadline = _deadline_seconds(self.deadline)
         if not isinstance(self.id, str) or not self.id:
@@ -205,6 +199,9 @@ class ProcessingTask:
         if "tags" in fields:
             fields["tags"] = set(fields["tags"])
         return cls(**fields)
+
+
+_NO_TAGS: frozenset[str] = frozenset()
 
 
 class _NoDependencyResults(dict[str, Any]):

@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from .limits import TypeLimit
     from .ready_queue import ReadyQueue
 
-__all__ = ["TaskManager", "TaskRecord", "TransitionListener"]
+__all__ = ["EXPIRED", "TaskManager", "TaskRecord", "TransitionListener"]
+
+#: How the error of a task whose deadline passed before it could start begins.
+EXPIRED = "expired in the queue"
 
 TransitionListener = Callable[["TaskRecord", TaskStatus, TaskStatus], None]
 
@@ -130,7 +133,10 @@ class TaskManager:
     # -- queries -------------------------------------------------------------------------
 
     def __contains__(self, task_id: object) -> bool:
-        return task_id in self.records or task_id in self.results
+        """True for a task that has not ended, or whose result is still kept (TTL-aware)."""
+        if task_id in self.records:
+            return True
+        return isinstance(task_id, str) and self.results.get(task_id, time.time()) is not None
 
     def status(self, task_id: str) -> TaskStatus:
         record = self.records.get(task_id)
@@ -212,9 +218,16 @@ class TaskManager:
                     dep.dependents.append(record)
                 continue
             result = self.results.get(dep_id, time.time())
-            if result is None:
-                raise _not_found(dep_id)
-            self._dependency_ended(record, result, expired=False)
+            if result is None:  # its result expired since check()/order_batch()
+                record.doom = (
+                    TaskStatus.CANCELLED,
+                    f"dependency {dep_id}'s result expired (result_ttl) before it was used",
+                )
+                continue
+            expired = result.status is TaskStatus.TIMEOUT and (result.error or "").startswith(
+                EXPIRED
+            )
+            self._dependency_ended(record, result, expired)
         records[task.id] = record
         for listener in self.listeners:
             listener(record, TaskStatus.PENDING, TaskStatus.PENDING)
