@@ -627,9 +627,13 @@ class AdvancedAsyncProcessor:
     # -- deadlines ---------------------------------------------------------------------------
 
     def _arm_deadline(self, record: TaskRecord) -> None:
-        assert self._loop is not None and record.deadline is not None
+        """(Re)start the timer that expires a record at its deadline, if it has one."""
+        assert self._loop is not None
         if record.deadline_timer is not None:
             record.deadline_timer.cancel()
+            record.deadline_timer = None
+        if record.deadline is None:
+            return
         delay = max(0.0, record.deadline - time.time())
         record.deadline_timer = self._loop.call_later(delay, self._deadline_due, record)
 
@@ -692,15 +696,16 @@ class AdvancedAsyncProcessor:
         if record.attempts == 1:
             record.started_at = time.time()
             self.monitor.task_started(
-                record.stats,
-                now - record.ready_at,
-                record.ready_at - record.submitted_at,
+                record.stats, now - record.ready_at, record.ready_at - record.submitted_at
             )
         record.exec_started = now
         value: Any = None
         failure: BaseException | None = None
-        timed_out = cancelled = False
+        timed_out = False
         try:
+            if not lane.started:  # a pool's start-up does not count against the timeout
+                await self._start_lane(lane)
+                record.exec_started = time.monotonic()
             call: Awaitable[Any]
             if record.context is not None:  # run in the submitter's contextvars
                 call = asyncio.create_task(self._call(lane, worker, record), context=record.context)
@@ -718,10 +723,6 @@ class AdvancedAsyncProcessor:
                 if record.status is TaskStatus.RUNNING:
                     self._end_attempt(record, worker, TaskStatus.CANCELLED, None, "worker stopped")
                 raise
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            cancelled = True
         except TimeoutError as exc:
             if task.timeout is not None and scope.expired():
                 timed_out = True
@@ -729,9 +730,14 @@ class AdvancedAsyncProcessor:
                 failure = exc
         except Exception as exc:  # the processor's own failure
             failure = exc
+        else:
+            if record.cancel_reason is not None:  # the processor swallowed its cancellation
+                record.cancel_reason = None
+                self._uncancel()
         worker.current = None
         if record.status is TaskStatus.RUNNING:  # shutdown may have ended it already
-            if cancelled:
+            if record.cancel_reason is not None:
+                self._uncancel()
                 self._end_attempt(record, worker, TaskStatus.CANCELLED, None, record.cancel_reason)
             elif timed_out:
                 self._attempt_failed(
@@ -743,7 +749,7 @@ class AdvancedAsyncProcessor:
             elif failure is not None:
                 status = TaskStatus.FAILED
                 error = f"{type(failure).__name__}: {failure}"
-                if isinstance(failure, NonRetryableError):
+                if isinstance(failure, NonRetryableError | InvalidTaskError):
                     self._end_attempt(record, worker, status, None, error)
                 else:
                     self._attempt_failed(record, worker, status, error)
@@ -754,14 +760,20 @@ class AdvancedAsyncProcessor:
             if state != "idle":
                 worker.status = state
             await lane.executor.release(worker.slot)
+        worker.status = "idle"
+
+    @staticmethod
+    def _uncancel() -> None:
+        """Clear the worker's cancellation once a task's cancellation was handled."""
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
 
     async def _call(self, lane: _Lane, worker: _Worker, record: TaskRecord) -> Any:
         executor = lane.executor
         if executor is None:
             coroutine: Awaitable[Any] = record.fn(record.task)
             return await coroutine
-        if not lane.started:
-            await self._start_lane(lane)
         return await executor.run(worker.slot, record.fn, record.task)
 
     async def _start_lane(self, lane: _Lane) -> None:
@@ -856,6 +868,14 @@ class AdvancedAsyncProcessor:
             result, ready, doomed = manager.finish(
                 record, status, value, error, execution_time or 0.0, expired
             )
+            if (
+                record.deadline is not None
+                and task.depends_on
+                and not expired
+                and record.deadline > time.time()
+            ):  # a dependent past its deadline leaves it: the work it waited on is hopeless
+                for relaxed in manager.relax_deadlines(record):
+                    self._arm_deadline(relaxed)
             self.monitor.task_ended(record.stats, status, execution_time)
             waiters = record.waiters
             if waiters:
@@ -904,7 +924,9 @@ class AdvancedAsyncProcessor:
         told through ``task.cancel_requested`` and its late result discarded.
 
         Returns:
-            True if the task was cancelled; False if it had already ended.
+            True if the task was cancelled; False if it had already ended (or, running,
+            ended otherwise: an ``async def`` processor that swallows its cancellation
+            and returns has completed).
 
         Raises:
             TaskNotFoundError: the id is unknown.
@@ -913,14 +935,17 @@ class AdvancedAsyncProcessor:
         if record is None:
             self.task_manager.result(task_id)  # raises TaskNotFoundError when unknown
             return False
-        running = record.status is TaskStatus.RUNNING
-        waiter = self._waiter(record) if running else None
+        if record.status is TaskStatus.PENDING:
+            self._cancel(record, "cancelled by cancel_task()")
+            return True
+        waiter = self._waiter(record)
         self._cancel(record, "cancelled by cancel_task()")
-        if waiter is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5.0):
-                    await waiter
-        return True
+        try:
+            async with asyncio.timeout(5.0):
+                result = await waiter
+        except TimeoutError:
+            return True  # cancellation requested; the processor is slow to honour it
+        return result.status is TaskStatus.CANCELLED
 
     def _cancel(self, record: TaskRecord, reason: str) -> None:
         if record.status is TaskStatus.PENDING:
@@ -948,10 +973,8 @@ class AdvancedAsyncProcessor:
             asyncio.TimeoutError: ``timeout`` seconds passed first (the task goes on).
             TaskNotFoundError: the id is unknown.
         """
-        if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
-            raise InvalidArgumentError(
-                f"timeout must be None or a number of seconds >= 0, got {timeout!r}"
-            )
+        if timeout is not None:
+            timeout = check_seconds("timeout", timeout, allow_zero=True)
         record = self.task_manager.records.get(task_id)
         if record is None:
             result = self.task_manager.result(task_id)

@@ -4,8 +4,9 @@ Aging without re-sorting: a task of level ``p`` (CRITICAL=1 ... BATCH=5) that be
 at time ``t`` is ordered by the key ``p * aging_interval + t``. Waiting one
 ``aging_interval`` is therefore worth exactly one level: a BATCH task that has waited three
 intervals ties with a HIGH task arriving now (and, having arrived first, goes first), and
-since the key never changes while a task waits, the heap never needs re-sorting. CRITICAL tasks live in a heap of their own that is
-always served first, so aged work is never promoted above HIGH. With aging disabled the key
+since the key never changes while a task waits, the heap never needs re-sorting. CRITICAL
+tasks live in a heap of their own that is always served first, so aged work is never
+promoted above HIGH. With aging disabled the key
 is the level alone; submission order breaks every tie.
 
 Removal (cancellation, a priority lift) is lazy: the entry is blanked and skipped on pop.

@@ -278,6 +278,34 @@ class TaskManager:
                     stack.append(dep)
         return tightened
 
+    def relax_deadlines(self, record: TaskRecord) -> list[TaskRecord]:
+        """Take back the deadline an ended ``record`` lent to the work it waited on.
+
+        Each pending transitive dependency gets the earliest of its own deadline and those
+        of its dependents still waiting. Returns the records whose deadline changed.
+        """
+        relaxed: list[TaskRecord] = []
+        stack = [record]
+        while stack:
+            current = stack.pop()
+            for dep_id in current.task.depends_on:
+                dep = self.records.get(dep_id)
+                if dep is None or dep.status is not TaskStatus.PENDING or dep.deadline is None:
+                    continue
+                deadline = dep.task.deadline
+                for dependent in dep.dependents or ():
+                    if dependent.status is TaskStatus.PENDING and dependent.deadline is not None:
+                        deadline = (
+                            dependent.deadline
+                            if deadline is None
+                            else min(deadline, dependent.deadline)
+                        )
+                if deadline != dep.deadline:
+                    dep.deadline = deadline
+                    relaxed.append(dep)
+                    stack.append(dep)
+        return relaxed
+
     # -- changing state ------------------------------------------------------------------
 
     def transition(self, record: TaskRecord, status: TaskStatus) -> None:

@@ -1,0 +1,1720 @@
+"""AdvancedAsyncProcessor over a real event loop and real threads, without mocks.
+
+Tasks are held in place with events (an async "gate" processor occupying the only worker,
+or a thread waiting on a ``threading.Event``), never with sleeps; short sleeps appear only
+inside processors, or where the behaviour under test is itself about time (aging, TTLs,
+rate limits, deadlines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Protocol
+
+import pytest
+
+from async_processor import (
+    AdvancedAsyncProcessor,
+    DependencyCycleError,
+    DependencyNotFoundError,
+    InvalidArgumentError,
+    InvalidTaskError,
+    NonRetryableError,
+    ProcessingTask,
+    ProcessingType,
+    ProcessorNotRunningError,
+    QueueFullError,
+    RetryPolicy,
+    TaskNotFoundError,
+    TaskPriority,
+    TaskResult,
+    TaskStatus,
+    UnknownTaskTypeError,
+    create_processor,
+    create_task,
+)
+
+FAST_RETRY = RetryPolicy(base_delay=0.01, max_delay=0.05)
+
+CRITICAL = TaskPriority.CRITICAL
+HIGH = TaskPriority.HIGH
+NORMAL = TaskPriority.NORMAL
+LOW = TaskPriority.LOW
+BATCH = TaskPriority.BATCH
+
+
+class Factory(Protocol):
+    def __call__(self, **kwargs: Any) -> Awaitable[AdvancedAsyncProcessor]: ...
+
+
+@pytest.fixture
+async def make_processor() -> AsyncIterator[Factory]:
+    """Build and start processors (no process pool, fast retries); shut them all down after."""
+    made: list[AdvancedAsyncProcessor] = []
+
+    async def factory(**kwargs: Any) -> AdvancedAsyncProcessor:
+        kwargs.setdefault("max_process_workers", 0)
+        kwargs.setdefault("retry_policy", FAST_RETRY)
+        processor = AdvancedAsyncProcessor(**kwargs)
+        await processor.start()
+        made.append(processor)
+        return processor
+
+    yield factory
+    for processor in made:
+        await processor.shutdown(timeout=5.0)
+
+
+class Gate:
+    """An async processor that occupies its worker until released."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, task: ProcessingTask) -> str:
+        self.started.set()
+        await self.release.wait()
+        return "gate"
+
+
+async def hold_worker(processor: AdvancedAsyncProcessor) -> tuple[Gate, str]:
+    """Occupy the (only) async worker with a gate task; return the gate and its id."""
+    gate = Gate()
+    processor.register_processor("gate", gate)
+    task_id = await processor.submit_task(create_task("gate", priority=CRITICAL))
+    await gate.started.wait()
+    return gate, task_id
+
+
+class ThreadGate:
+    """A sync processor (thread pool) that blocks until released, then returns "late"."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.started = asyncio.Event()
+        self.release = threading.Event()
+        self.returned = threading.Event()
+        self.cancel_seen: list[bool] = []
+
+    def __call__(self, task: ProcessingTask) -> str:
+        self.loop.call_soon_threadsafe(self.started.set)
+        self.release.wait(10.0)
+        self.cancel_seen.append(task.cancel_requested)
+        self.returned.set()
+        return "late"
+
+
+def recorder(order: list[str]) -> Callable[[ProcessingTask], Awaitable[str]]:
+    """An async processor that appends ``payload["name"]`` to ``order`` and returns it."""
+
+    async def run(task: ProcessingTask) -> str:
+        name: str = task.payload["name"]
+        order.append(name)
+        return name
+
+    return run
+
+
+def named(name: str, priority: TaskPriority = NORMAL, **fields: Any) -> ProcessingTask:
+    return create_task("rec", {"name": name}, priority, **fields)
+
+
+async def wait_all(processor: AdvancedAsyncProcessor, ids: list[str]) -> list[TaskResult]:
+    return [await processor.wait_for_task(task_id, timeout=10.0) for task_id in ids]
+
+
+# --------------------------------------------------------------------------- priority
+
+
+async def test_priority_most_urgent_first_and_fifo_among_equals(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1, aging_interval=None)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    plan = [
+        ("low-1", LOW),
+        ("normal-1", NORMAL),
+        ("critical-1", CRITICAL),
+        ("high-1", HIGH),
+        ("normal-2", NORMAL),
+        ("batch-1", BATCH),
+        ("critical-2", CRITICAL),
+        ("high-2", HIGH),
+        ("low-2", LOW),
+    ]
+    ids = [await p.submit_task(named(name, prio)) for name, prio in plan]
+    assert order == []
+    gate.release.set()
+    await wait_all(p, ids)
+    assert order == [
+        "critical-1",
+        "critical-2",
+        "high-1",
+        "high-2",
+        "normal-1",
+        "normal-2",
+        "low-1",
+        "low-2",
+        "batch-1",
+    ]
+
+
+# --------------------------------------------------------------------------- aging
+
+
+async def test_aging_promotes_long_waiting_batch_but_never_above_critical(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1, aging_interval=0.05)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    ids = [await p.submit_task(named("old-batch", BATCH))]
+    await asyncio.sleep(0.3)  # six aging intervals: the BATCH task is worth HIGH by now
+    ids.append(await p.submit_task(named("fresh-normal", NORMAL)))
+    ids.append(await p.submit_task(named("fresh-critical", CRITICAL)))
+    gate.release.set()
+    await wait_all(p, ids)
+    assert order == ["fresh-critical", "old-batch", "fresh-normal"]
+
+
+async def test_aging_keeps_older_high_ahead_of_equally_old_batch(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1, aging_interval=0.05)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    ids = [await p.submit_task(named("old-batch", BATCH))]
+    ids.append(await p.submit_task(named("old-high", HIGH)))
+    await asyncio.sleep(0.3)
+    ids.append(await p.submit_task(named("fresh-critical", CRITICAL)))
+    ids.append(await p.submit_task(named("fresh-low", LOW)))
+    gate.release.set()
+    await wait_all(p, ids)
+    assert order == ["fresh-critical", "old-high", "old-batch", "fresh-low"]
+
+
+async def test_without_aging_batch_waits_behind_normal(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1, aging_interval=None)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    ids = [await p.submit_task(named("old-batch", BATCH))]
+    await asyncio.sleep(0.1)
+    ids.append(await p.submit_task(named("fresh-normal", NORMAL)))
+    gate.release.set()
+    await wait_all(p, ids)
+    assert order == ["fresh-normal", "old-batch"]
+
+
+# --------------------------------------------------------------------------- inheritance
+
+
+async def test_priority_inheritance_lifts_low_dependency_of_critical_task(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1, aging_interval=None)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    normal_1 = named("normal-1", NORMAL)
+    normal_2 = named("normal-2", NORMAL)
+    low = named("low-transcription", LOW)
+    reply = named("critical-reply", CRITICAL, depends_on=[low.id])
+    ids = [await p.submit_task(t) for t in (normal_1, normal_2, low, reply)]
+    gate.release.set()
+    await wait_all(p, ids)
+    assert order == ["low-transcription", "critical-reply", "normal-1", "normal-2"]
+
+
+async def test_priority_inheritance_is_transitive_through_a_chain(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1, aging_interval=None)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    first = named("batch-first", BATCH)
+    second = named("low-second", LOW, depends_on=[first.id])
+    top = named("critical-top", CRITICAL, depends_on=[second.id])
+    others = [named(f"normal-{i}", NORMAL) for i in range(3)] + [named("high", HIGH)]
+    ids = [await p.submit_task(t) for t in (*others, first, second, top)]
+    gate.release.set()
+    await wait_all(p, ids)
+    assert order == [
+        "batch-first",
+        "low-second",
+        "critical-top",
+        "high",
+        "normal-0",
+        "normal-1",
+        "normal-2",
+    ]
+
+
+# --------------------------------------------------------------------------- deadlines
+
+
+async def test_deadline_passing_in_queue_ends_timeout_without_running(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    task = named("late", deadline=time.time() + 0.1)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.TIMEOUT
+    assert result.error is not None and "expired in the queue" in result.error
+    assert result.attempts == 0
+    assert result.started_at is None
+    gate.release.set()
+    ok = await p.submit_task(named("after"))
+    await p.wait_for_task(ok, timeout=5.0)
+    assert order == ["after"]
+
+
+async def test_dependency_inherits_earlier_deadline_of_its_dependent(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    dependency = named("dependency", deadline=time.time() + 60.0)
+    dependent = named("dependent", depends_on=[dependency.id], deadline=time.time() + 0.15)
+    await p.submit_tasks([dependency, dependent])
+    dep_result = await p.wait_for_task(dependency.id, timeout=5.0)
+    top_result = await p.wait_for_task(dependent.id, timeout=5.0)
+    assert dep_result.status is TaskStatus.TIMEOUT
+    assert dep_result.error is not None
+    assert "expired in the queue" in dep_result.error
+    assert "inherited" in dep_result.error
+    assert top_result.status is TaskStatus.TIMEOUT
+    gate.release.set()
+    assert order == []
+
+
+async def test_inherited_deadline_goes_away_with_the_dependent_that_set_it(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    dependency = named("dependency")
+    hurried = named("hurried", depends_on=[dependency.id], deadline=time.time() + 0.1)
+    patient = named("patient", depends_on=[dependency.id])
+    await p.submit_tasks([dependency, hurried, patient])
+    assert await p.cancel_task(hurried.id) is True
+    await asyncio.sleep(0.2)  # past the cancelled task's deadline
+    gate.release.set()
+    results = await wait_all(p, [dependency.id, patient.id])
+    assert [r.status for r in results] == [TaskStatus.COMPLETED] * 2, results[0].error
+    assert order == ["dependency", "patient"]
+
+
+async def test_dependency_chain_meets_an_inherited_deadline_when_there_is_time(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    dependency = named("dependency")
+    dependent = named("dependent", depends_on=[dependency.id], deadline=time.time() + 30.0)
+    await p.submit_tasks([dependency, dependent])
+    results = await wait_all(p, [dependency.id, dependent.id])
+    assert [r.status for r in results] == [TaskStatus.COMPLETED] * 2
+    assert order == ["dependency", "dependent"]
+
+
+async def test_deadline_already_past_at_submit_ends_timeout(make_processor: Factory) -> None:
+    p = await make_processor()
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    task = named("too-late", deadline=time.time() - 1.0)
+    dependent = named("dependent", depends_on=[task.id])
+    assert await p.submit_task(task) == task.id
+    await p.submit_task(dependent)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.TIMEOUT
+    assert result.error is not None and "expired in the queue" in result.error
+    dep_result = await p.wait_for_task(dependent.id, timeout=5.0)
+    assert dep_result.status is TaskStatus.TIMEOUT
+    assert dep_result.error is not None and task.id in dep_result.error
+    # a dependent submitted after the expiry ends the same way
+    late = named("late-dependent", depends_on=[task.id])
+    await p.submit_task(late)
+    late_result = await p.wait_for_task(late.id, timeout=5.0)
+    assert late_result.status is TaskStatus.TIMEOUT
+    assert late_result.error is not None and task.id in late_result.error
+    assert order == []
+
+
+async def test_aware_datetime_deadline(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    plus_five = timezone(timedelta(hours=5))
+    far = datetime.now(plus_five) + timedelta(seconds=60)
+    fine = named("fine", deadline=far)
+    assert fine.deadline == pytest.approx(far.timestamp())
+    await p.submit_task(fine)
+    assert (await p.wait_for_task(fine.id, timeout=5.0)).status is TaskStatus.COMPLETED
+
+    gate, _ = await hold_worker(p)
+    soon = datetime.now(UTC) + timedelta(seconds=0.1)
+    late = named("late", deadline=soon)
+    await p.submit_task(late)
+    result = await p.wait_for_task(late.id, timeout=5.0)
+    assert result.status is TaskStatus.TIMEOUT
+    assert result.completed_at is not None and result.completed_at >= soon.timestamp()
+    gate.release.set()
+    assert order == ["fine"]
+
+
+def test_naive_datetime_deadline_is_refused() -> None:
+    with pytest.raises(InvalidTaskError, match="aware datetime"):
+        create_task("rec", deadline=datetime.now() + timedelta(seconds=5))
+
+
+# --------------------------------------------------------------------------- dependencies
+
+
+async def test_dependency_results_are_passed_to_dependent(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    async def value(task: ProcessingTask) -> Any:
+        return task.payload["value"]
+
+    async def combine(task: ProcessingTask) -> dict[str, Any]:
+        return dict(task.dependency_results)
+
+    p.register_processor("value", value)
+    p.register_processor("combine", combine)
+    a = create_task("value", {"value": 1})
+    b = create_task("value", {"value": {"text": "hi"}})
+    c = create_task("combine", depends_on=[a.id, b.id])
+    await p.submit_tasks([a, b, c])
+    result = await p.wait_for_task(c.id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED
+    assert result.result == {a.id: 1, b.id: {"text": "hi"}}
+
+
+async def test_failed_dependency_cancels_transitive_dependents_only(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor()
+    ran: list[str] = []
+
+    async def work(task: ProcessingTask) -> str:
+        ran.append(task.payload["name"])
+        if task.payload.get("fail"):
+            raise ValueError("broken input")
+        return "ok"
+
+    p.register_processor("work", work)
+    root = create_task("work", {"name": "root", "fail": True})
+    child = create_task("work", {"name": "child"}, depends_on=[root.id])
+    grandchild = create_task("work", {"name": "grandchild"}, depends_on=[child.id])
+    unrelated = create_task("work", {"name": "unrelated"})
+    await p.submit_tasks([root, child, grandchild, unrelated])
+    r_root, r_child, r_grand, r_unrel = await wait_all(
+        p, [root.id, child.id, grandchild.id, unrelated.id]
+    )
+    assert r_root.status is TaskStatus.FAILED
+    assert r_root.error is not None and "ValueError: broken input" in r_root.error
+    assert r_child.status is TaskStatus.CANCELLED
+    assert r_child.error is not None
+    assert root.id in r_child.error and "failed" in r_child.error
+    assert r_grand.status is TaskStatus.CANCELLED
+    assert r_grand.error is not None
+    assert child.id in r_grand.error and "cancelled" in r_grand.error
+    assert r_unrel.status is TaskStatus.COMPLETED
+    assert sorted(ran) == ["root", "unrelated"]
+
+
+async def test_allow_failure_runs_and_sees_the_failed_result(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    async def fail(task: ProcessingTask) -> None:
+        raise RuntimeError("no audio")
+
+    async def look(task: ProcessingTask) -> Any:
+        return task.dependency_results
+
+    p.register_processor("fail", fail)
+    p.register_processor("look", look)
+    bad = create_task("fail")
+    tolerant = create_task("look", depends_on=[bad.id], allow_failure=True)
+    await p.submit_tasks([bad, tolerant])
+    result = await p.wait_for_task(tolerant.id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED
+    seen = result.result[bad.id]
+    assert isinstance(seen, TaskResult)
+    assert seen.status is TaskStatus.FAILED
+    assert seen.error is not None and "no audio" in seen.error
+
+
+async def test_dependency_already_completed_counts_as_met(make_processor: Factory) -> None:
+    p = await make_processor()
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    first = named("first")
+    await p.submit_task(first)
+    assert (await p.wait_for_task(first.id, timeout=5.0)).status is TaskStatus.COMPLETED
+    second = named("second", depends_on=[first.id])
+    await p.submit_task(second)
+    result = await p.wait_for_task(second.id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED
+    assert second.dependency_results == {first.id: "first"}
+    assert order == ["first", "second"]
+
+
+async def test_submit_tasks_accepts_a_batch_in_reverse_order(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=3)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    a = named("a")
+    b = named("b", depends_on=[a.id])
+    c = named("c", depends_on=[b.id])
+    d = named("d", depends_on=[a.id, c.id])
+    ids = await p.submit_tasks([d, c, b, a])
+    assert ids == [d.id, c.id, b.id, a.id]
+    results = await wait_all(p, ids)
+    assert all(r.status is TaskStatus.COMPLETED for r in results)
+    assert order == ["a", "b", "c", "d"]
+
+
+async def test_cycle_in_batch_is_refused_and_nothing_kept(make_processor: Factory) -> None:
+    p = await make_processor()
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    fine = named("fine")
+    x = create_task("rec", {"name": "x"}, id="cycle-x", depends_on=["cycle-y"])
+    y = create_task("rec", {"name": "y"}, id="cycle-y", depends_on=["cycle-z"])
+    z = create_task("rec", {"name": "z"}, id="cycle-z", depends_on=["cycle-x"])
+    tail = named("tail", depends_on=[fine.id])
+    with pytest.raises(DependencyCycleError, match="cycle") as info:
+        await p.submit_tasks([fine, x, y, z, tail])
+    assert "cycle-x" in str(info.value)
+    for task in (fine, x, y, z, tail):
+        with pytest.raises(TaskNotFoundError):
+            await p.get_task_status(task.id)
+    metrics = await p.get_performance_metrics()
+    assert metrics["queue_size"] == 0
+    # the refused ids are free: the good part of the batch can be submitted again
+    await p.submit_tasks([tail, fine])
+    await wait_all(p, [fine.id, tail.id])
+    assert order == ["fine", "tail"]
+
+
+async def test_self_dependency_is_a_cycle(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    selfish = create_task("rec", {"name": "s"}, id="selfish", depends_on=["selfish"])
+    with pytest.raises(DependencyCycleError):
+        await p.submit_tasks([selfish])
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_status("selfish")
+
+
+async def test_unknown_dependency_is_refused(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    orphan = named("orphan", depends_on=["no-such-task"])
+    with pytest.raises(DependencyNotFoundError, match="no-such-task"):
+        await p.submit_task(orphan)
+    with pytest.raises(DependencyNotFoundError, match="no-such-task"):
+        await p.submit_tasks([named("fine"), orphan])
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_status(orphan.id)
+    assert (await p.get_performance_metrics())["queue_size"] == 0
+
+
+# --------------------------------------------------------------------------- cancellation
+
+
+async def test_cancel_pending_task_cancels_its_dependents(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    target = named("target")
+    dependent = named("dependent", depends_on=[target.id])
+    bystander = named("bystander")
+    await p.submit_tasks([target, dependent, bystander])
+    assert await p.cancel_task(target.id) is True
+    assert await p.get_task_status(target.id) is TaskStatus.CANCELLED
+    dep = await p.wait_for_task(dependent.id, timeout=0)
+    assert dep.status is TaskStatus.CANCELLED
+    assert dep.error is not None and target.id in dep.error and "cancelled" in dep.error
+    gate.release.set()
+    assert (await p.wait_for_task(bystander.id, timeout=5.0)).status is TaskStatus.COMPLETED
+    assert order == ["bystander"]
+
+
+async def test_cancel_running_async_task_delivers_cancelled_error(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor()
+    started = asyncio.Event()
+    saw_cancel: list[str] = []
+
+    async def forever(task: ProcessingTask) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            saw_cancel.append(task.id)
+            raise
+
+    p.register_processor("forever", forever)
+    task = create_task("forever", max_retries=3)
+    dependent = create_task("forever", depends_on=[task.id])
+    await p.submit_tasks([task, dependent])
+    await started.wait()
+    assert await p.get_task_status(task.id) is TaskStatus.RUNNING
+    assert await p.cancel_task(task.id) is True
+    assert saw_cancel == [task.id]
+    result = await p.wait_for_task(task.id, timeout=1.0)
+    assert result.status is TaskStatus.CANCELLED
+    assert result.attempts == 1  # cancellation is never retried
+    assert result.error is not None and "cancel" in result.error
+    assert (await p.wait_for_task(dependent.id, timeout=1.0)).status is TaskStatus.CANCELLED
+
+
+async def test_cancel_running_thread_task_abandons_slot_until_function_returns(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_thread_workers=1)
+    slow = ThreadGate()
+    p.register_processor("slow", slow)
+    p.register_processor("quick", lambda task: "quick")
+    task = create_task("slow")
+    quick = create_task("quick")
+    await p.submit_task(task)
+    try:
+        await slow.started.wait()
+        begun = time.monotonic()
+        assert await p.cancel_task(task.id) is True
+        result = await p.wait_for_task(task.id, timeout=1.0)
+        assert time.monotonic() - begun < 1.0  # ended at once, not when the thread returns
+        assert result.status is TaskStatus.CANCELLED
+        assert task.cancel_requested is True
+        assert not slow.returned.is_set()
+        metrics = await p.get_performance_metrics()
+        assert metrics["worker_stats"]["thread-0"]["status"] == "abandoned"
+        assert metrics["executors"]["thread"]["abandoned"] == 1
+        # the slot is still held by the abandoned thread: capacity does not lie
+        await p.submit_task(quick)
+        with pytest.raises(TimeoutError):
+            await p.wait_for_task(quick.id, timeout=0.1)
+        assert await p.get_task_status(quick.id) is TaskStatus.PENDING
+    finally:
+        slow.release.set()
+    assert (await p.wait_for_task(quick.id, timeout=5.0)).status is TaskStatus.COMPLETED
+    assert slow.cancel_seen == [True]
+    late = await p.get_task_result(task.id)
+    assert late is not None
+    assert late.status is TaskStatus.CANCELLED and late.result is None  # late result discarded
+    metrics = await p.get_performance_metrics()
+    assert metrics["executors"]["thread"]["abandoned"] == 0
+    assert metrics["executors"]["thread"]["abandoned_total"] == 1
+
+
+async def test_cancel_ended_task_returns_false(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    task = named("done")
+    await p.submit_task(task)
+    await p.wait_for_task(task.id, timeout=5.0)
+    assert await p.cancel_task(task.id) is False
+    assert await p.get_task_status(task.id) is TaskStatus.COMPLETED
+
+
+async def test_cancel_unknown_task_raises(make_processor: Factory) -> None:
+    p = await make_processor()
+    with pytest.raises(TaskNotFoundError, match="no-such-id"):
+        await p.cancel_task("no-such-id")
+
+
+# --------------------------------------------------------------------------- timeouts, retries
+
+
+async def test_async_timeout_ends_timeout(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    async def sleepy(task: ProcessingTask) -> None:
+        await asyncio.sleep(10)
+
+    p.register_processor("sleepy", sleepy)
+    task = create_task("sleepy", timeout=0.05)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.TIMEOUT
+    assert result.error is not None and "timed out" in result.error
+    assert result.attempts == 1
+
+
+async def test_thread_overrun_times_out_at_once_while_thread_is_abandoned(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_thread_workers=1)
+    slow = ThreadGate()
+    p.register_processor("slow", slow)
+    task = create_task("slow", timeout=0.1)
+    try:
+        begun = time.monotonic()
+        await p.submit_task(task)
+        result = await p.wait_for_task(task.id, timeout=5.0)
+        assert time.monotonic() - begun < 2.0
+        assert result.status is TaskStatus.TIMEOUT
+        assert not slow.returned.is_set()
+        assert task.cancel_requested is True
+        metrics = await p.get_performance_metrics()
+        assert metrics["worker_stats"]["thread-0"]["status"] == "abandoned"
+        assert metrics["executors"]["thread"]["abandoned"] == 1
+    finally:
+        slow.release.set()
+    follow = create_task("slow")
+    await p.submit_task(follow)
+    assert (await p.wait_for_task(follow.id, timeout=5.0)).result == "late"
+    assert (await p.get_task_result(task.id)) is not None
+    assert (await p.get_task_status(task.id)) is TaskStatus.TIMEOUT
+
+
+async def test_retry_until_success(make_processor: Factory) -> None:
+    p = await make_processor()
+    calls: list[int] = []
+
+    async def flaky(task: ProcessingTask) -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError(f"flake {len(calls)}")
+        return "finally"
+
+    p.register_processor("flaky", flaky)
+    task = create_task("flaky", max_retries=3)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED
+    assert result.result == "finally"
+    assert result.attempts == 3
+    assert len(calls) == 3
+    metrics = await p.get_performance_metrics()
+    assert metrics["retries"] == 2
+    assert metrics["by_type"]["flaky"]["retries"] == 2
+
+
+async def test_non_retryable_error_fails_at_once(make_processor: Factory) -> None:
+    p = await make_processor()
+    calls: list[int] = []
+
+    class BadInputError(NonRetryableError):
+        pass
+
+    async def refuse(task: ProcessingTask) -> None:
+        calls.append(1)
+        raise BadInputError("the audio is empty")
+
+    p.register_processor("refuse", refuse)
+    task = create_task("refuse", max_retries=5)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.FAILED
+    assert result.attempts == 1
+    assert result.error is not None and "the audio is empty" in result.error
+    assert len(calls) == 1
+
+
+async def test_retries_exhausted_fail_with_last_error(make_processor: Factory) -> None:
+    p = await make_processor()
+    calls: list[int] = []
+
+    def always(task: ProcessingTask) -> None:  # in the thread pool
+        calls.append(1)
+        raise RuntimeError(f"boom {len(calls)}")
+
+    p.register_processor("always", always)
+    task = create_task("always", max_retries=2)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.FAILED
+    assert result.attempts == 3
+    assert result.error is not None and "boom 3" in result.error
+    assert len(calls) == 3
+
+
+async def test_timeouts_are_retried_and_timeout_is_per_attempt(make_processor: Factory) -> None:
+    p = await make_processor()
+    calls: list[int] = []
+
+    async def slow_then_fast(task: ProcessingTask) -> int:
+        calls.append(1)
+        await asyncio.sleep(5.0 if len(calls) < 3 else 0.06)
+        return len(calls)
+
+    p.register_processor("sf", slow_then_fast)
+    task = create_task("sf", timeout=0.1, max_retries=2)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED
+    assert result.result == 3
+    assert result.attempts == 3
+    assert result.execution_time < 0.1 + 0.05  # the last attempt's own time
+
+
+async def test_timeout_retries_exhausted_end_timeout(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    async def sleepy(task: ProcessingTask) -> None:
+        await asyncio.sleep(10)
+
+    p.register_processor("sleepy", sleepy)
+    task = create_task("sleepy", timeout=0.03, max_retries=1)
+    await p.submit_task(task)
+    result = await p.wait_for_task(task.id, timeout=5.0)
+    assert result.status is TaskStatus.TIMEOUT
+    assert result.attempts == 2
+
+
+async def test_cancellation_is_never_retried(make_processor: Factory) -> None:
+    p = await make_processor(max_thread_workers=1)
+    slow = ThreadGate()
+    p.register_processor("slow", slow)
+    task = create_task("slow", max_retries=4)
+    try:
+        await p.submit_task(task)
+        await slow.started.wait()
+        assert await p.cancel_task(task.id) is True
+        result = await p.wait_for_task(task.id, timeout=1.0)
+        assert result.status is TaskStatus.CANCELLED
+        assert result.attempts == 1
+    finally:
+        slow.release.set()
+    follow = create_task("slow")
+    await p.submit_task(follow)
+    await p.wait_for_task(follow.id, timeout=5.0)
+    assert len(slow.cancel_seen) == 2  # the cancelled task ran once, the follower once
+    assert (await p.get_performance_metrics())["retries"] == 0
+
+
+# --------------------------------------------------------------------------- backpressure
+
+
+async def test_queue_full_raises_helpful_error_and_loses_nothing(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1, queue_size=3)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    ids = [await p.submit_task(named(f"t{i}")) for i in range(3)]
+    extra = named("extra")
+    with pytest.raises(QueueFullError) as info:
+        await p.submit_task(extra)
+    message = str(info.value)
+    assert "queue_size" in message and "3" in message
+    assert "shed" in message  # says what to do
+    batch = [named("b1"), named("b2")]
+    with pytest.raises(QueueFullError):
+        await p.submit_tasks(batch)
+    for refused in batch:
+        with pytest.raises(TaskNotFoundError):
+            await p.get_task_status(refused.id)
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_status(extra.id)
+    gate.release.set()
+    results = await wait_all(p, ids)
+    assert all(r.status is TaskStatus.COMPLETED for r in results)
+    assert order == ["t0", "t1", "t2"]
+
+
+async def test_shed_policy_admits_critical_by_shedding_least_urgent(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1, queue_size=3, overload_policy="shed")
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    low_old = named("low-old", LOW)
+    normal = named("normal", NORMAL)
+    low_new = named("low-new", LOW)
+    for t in (low_old, normal, low_new):
+        await p.submit_task(t)
+    critical = named("critical", CRITICAL)
+    await p.submit_task(critical)  # no error: room was made
+    shed = await p.wait_for_task(low_new.id, timeout=0)
+    assert shed.status is TaskStatus.CANCELLED
+    assert shed.error is not None and "overload" in shed.error
+    assert await p.get_task_status(low_old.id) is TaskStatus.PENDING
+    gate.release.set()
+    results = await wait_all(p, [critical.id, normal.id, low_old.id])
+    assert all(r.status is TaskStatus.COMPLETED for r in results)
+    assert order == ["critical", "normal", "low-old"]
+
+
+async def test_shed_policy_still_refuses_when_nothing_is_less_urgent(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1, queue_size=2, overload_policy="shed")
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    ids = [await p.submit_task(named(f"high-{i}", HIGH)) for i in range(2)]
+    with pytest.raises(QueueFullError, match="queue_size"):
+        await p.submit_task(named("another-high", HIGH))
+    with pytest.raises(QueueFullError):
+        await p.submit_task(named("a-low", LOW))
+    gate.release.set()
+    results = await wait_all(p, ids)
+    assert all(r.status is TaskStatus.COMPLETED for r in results)
+
+
+async def test_shed_policy_never_sheds_a_dependency_of_the_newcomer(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1, queue_size=2, overload_policy="shed")
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    gate, _ = await hold_worker(p)
+    transcription = named("low-transcription", LOW)
+    await p.submit_task(transcription)
+    await p.submit_task(named("normal", NORMAL))
+    reply = named("critical-reply", CRITICAL, depends_on=[transcription.id])
+    await p.submit_task(reply)  # the CRITICAL reply lifts its LOW dependency to CRITICAL
+    gate.release.set()
+    result = await p.wait_for_task(reply.id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED, result.error
+
+
+# --------------------------------------------------------------------------- limits
+
+
+class Concurrency:
+    """Counts how many processor calls run at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.starts: list[float] = []
+
+    def enter(self) -> None:
+        self.starts.append(time.monotonic())
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+
+    def leave(self) -> None:
+        self.now -= 1
+
+
+async def test_max_concurrency_limit_is_never_exceeded(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=8)
+    count = Concurrency()
+
+    async def limited(task: ProcessingTask) -> None:
+        count.enter()
+        await asyncio.sleep(0.01)
+        count.leave()
+
+    p.register_processor("limited", limited)
+    p.set_limits("limited", max_concurrency=2)
+    ids = [await p.submit_task(create_task("limited")) for _ in range(10)]
+    results = await wait_all(p, ids)
+    assert all(r.status is TaskStatus.COMPLETED for r in results)
+    assert count.peak == 2
+
+
+async def test_rate_limit_spreads_starts(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=4)
+    count = Concurrency()
+    free_done: list[str] = []
+
+    async def limited(task: ProcessingTask) -> None:
+        count.enter()
+        count.leave()
+
+    async def free(task: ProcessingTask) -> None:
+        free_done.append(task.id)
+
+    p.register_processor("limited", limited)
+    p.register_processor("free", free)
+    p.set_limits("limited", rate=5, per=0.5)
+    ids = [await p.submit_task(create_task("limited")) for _ in range(10)]
+    free_ids = [await p.submit_task(create_task("free")) for _ in range(5)]
+    await wait_all(p, free_ids)  # another type is not held up by the rate limit
+    pending = [await p.get_task_status(i) for i in ids]
+    assert TaskStatus.PENDING in pending
+    await wait_all(p, ids)
+    starts = sorted(count.starts)
+    assert len(starts) == 10
+    # a bucket of 5 tokens, refilled at 10/s: the k-th start after the burst of 5 comes
+    # no sooner than (k - 4) * 0.1 s after the first one
+    for k in range(5, 10):
+        assert starts[k] - starts[0] >= (k - 4) * 0.1 - 0.02, (k, starts[k] - starts[0])
+
+
+async def test_limits_on_one_type_leave_other_types_unaffected(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=6)
+    release = asyncio.Event()
+    barrier = asyncio.Barrier(4)
+    limited_started: list[str] = []
+
+    async def limited(task: ProcessingTask) -> None:
+        limited_started.append(task.id)
+        await release.wait()
+
+    async def together(task: ProcessingTask) -> str:
+        async with asyncio.timeout(5.0):
+            await barrier.wait()  # completes only if all four run at the same time
+        return "met"
+
+    p.register_processor("limited", limited)
+    p.register_processor("together", together)
+    p.set_limits("limited", max_concurrency=1)
+    limited_ids = [await p.submit_task(create_task("limited")) for _ in range(3)]
+    together_ids = [await p.submit_task(create_task("together")) for _ in range(4)]
+    results = await wait_all(p, together_ids)
+    assert [r.result for r in results] == ["met"] * 4
+    assert len(limited_started) == 1
+    metrics = await p.get_performance_metrics()
+    assert metrics["limits"]["limited"] == {"running": 1, "waiting": 2}
+    release.set()
+    assert all(r.status is TaskStatus.COMPLETED for r in await wait_all(p, limited_ids))
+
+
+async def test_memory_intensive_tasks_never_overlap(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=4, max_memory_intensive=1, min_free_memory_mb=0)
+    count = Concurrency()
+    light: list[str] = []
+
+    async def heavy(task: ProcessingTask) -> None:
+        count.enter()
+        await asyncio.sleep(0.02)
+        count.leave()
+
+    async def small(task: ProcessingTask) -> None:
+        light.append(task.id)
+
+    p.register_processor("heavy", heavy)
+    p.register_processor("small", small)
+    ids = [await p.submit_task(create_task("heavy", memory_intensive=True)) for _ in range(4)]
+    small_id = await p.submit_task(create_task("small"))
+    await p.wait_for_task(small_id, timeout=5.0)
+    results = await wait_all(p, ids)
+    assert all(r.status is TaskStatus.COMPLETED for r in results)
+    assert count.peak == 1
+    assert light == [small_id]
+
+
+async def test_changing_limits_while_a_task_runs_does_not_stall_the_type(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=4)
+    gate = Gate()
+    p.register_processor("limited", gate)
+    p.set_limits("limited", max_concurrency=1)
+    first = await p.submit_task(create_task("limited"))
+    await gate.started.wait()
+    p.set_limits("limited", max_concurrency=1, rate=100)  # e.g. add a rate limit
+    gate.release.set()
+    await p.wait_for_task(first, timeout=5.0)
+    second = await p.submit_task(create_task("limited"))
+    try:
+        result = await p.wait_for_task(second, timeout=1.0)  # TimeoutError: stuck parked
+    finally:
+        await p.shutdown(timeout=0.1)
+    assert result.status is TaskStatus.COMPLETED
+
+
+async def test_memory_intensive_tasks_wait_while_free_memory_is_below_the_floor(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=2, min_free_memory_mb=1e12)  # more than any machine
+    ran: list[str] = []
+
+    async def work(task: ProcessingTask) -> None:
+        ran.append(task.id)
+
+    p.register_processor("work", work)
+    heavy = await p.submit_task(create_task("work", memory_intensive=True))
+    light = await p.submit_task(create_task("work"))
+    await p.wait_for_task(light, timeout=5.0)
+    with pytest.raises(TimeoutError):
+        await p.wait_for_task(heavy, timeout=0.1)
+    assert await p.get_task_status(heavy) is TaskStatus.PENDING
+    memory = (await p.get_performance_metrics())["memory_intensive"]
+    assert memory["running"] == 0 and memory["waiting"] == 1
+    assert await p.cancel_task(heavy) is True
+    assert ran == [light]
+
+
+async def test_set_limits_rejects_bad_values(make_processor: Factory) -> None:
+    p = await make_processor()
+    with pytest.raises(InvalidArgumentError, match="max_concurrency"):
+        p.set_limits("x", max_concurrency=0)
+    with pytest.raises(InvalidArgumentError, match="rate"):
+        p.set_limits("x", rate=-1)
+    with pytest.raises(InvalidArgumentError, match="per"):
+        p.set_limits("x", rate=1, per=0)
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+async def test_submit_before_start_is_refused_with_advice() -> None:
+    p = AdvancedAsyncProcessor(max_process_workers=0)
+    p.register_processor("rec", recorder([]))
+    with pytest.raises(ProcessorNotRunningError, match=r"start\(\)"):
+        await p.submit_task(named("early"))
+    with pytest.raises(ProcessorNotRunningError):
+        await p.submit_tasks([named("early")])
+    assert p.running is False and p._running is False
+    await p.shutdown()
+
+
+async def test_submit_after_shutdown_is_refused(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    assert p.running is True and p._running is True
+    await p.shutdown()
+    assert p.running is False
+    with pytest.raises(ProcessorNotRunningError, match="shut down"):
+        await p.submit_task(named("late"))
+    with pytest.raises(ProcessorNotRunningError, match="shut down"):
+        await p.start()
+
+
+async def test_start_twice_and_shutdown_twice_are_fine(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    await p.start()
+    task_id = await p.submit_task(named("x"))
+    await p.wait_for_task(task_id, timeout=5.0)
+    await p.shutdown()
+    await p.shutdown()
+    assert p.running is False
+
+
+async def test_submit_during_shutdown_is_refused_while_running_work_finishes(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1)
+    p.register_processor("rec", recorder([]))
+    gate, gate_id = await hold_worker(p)
+    stopping = asyncio.ensure_future(p.shutdown(timeout=10.0))
+    await asyncio.sleep(0)  # let shutdown() begin
+    assert p.running is False
+    with pytest.raises(ProcessorNotRunningError, match="shutting down"):
+        await p.submit_task(named("too-late"))
+    gate.release.set()
+    await stopping
+    assert await p.get_task_status(gate_id) is TaskStatus.COMPLETED
+
+
+async def test_concurrent_shutdown_calls_all_wait_for_the_end() -> None:
+    before = set(threading.enumerate())
+    p = AdvancedAsyncProcessor(max_workers=1, max_thread_workers=1, max_process_workers=0)
+    await p.start()
+    slow = ThreadGate()
+    p.register_processor("slow", slow)
+    task_id = await p.submit_task(create_task("slow"))
+    await slow.started.wait()
+    first = asyncio.ensure_future(p.shutdown(timeout=10.0))
+    second = asyncio.ensure_future(p.shutdown(timeout=10.0))
+    await asyncio.sleep(0)
+    assert not second.done()  # the second call waits for the first to finish
+    slow.release.set()
+    await second
+    assert await p.get_task_status(task_id) is TaskStatus.COMPLETED
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+    await first
+
+
+async def test_concurrent_start_creates_one_set_of_workers() -> None:
+    p = AdvancedAsyncProcessor(max_workers=2, max_thread_workers=1, max_process_workers=0)
+    try:
+        await asyncio.gather(p.start(), p.start())
+        names = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("async-")]
+        assert sorted(names) == [
+            "async-processor async-0",
+            "async-processor async-1",
+            "async-processor thread-0",
+        ]
+    finally:
+        await p.shutdown()
+    assert [t for t in asyncio.all_tasks() if t.get_name().startswith("async-processor")] == []
+
+
+async def test_create_processor_builds_a_started_processor() -> None:
+    p = await create_processor(max_workers=2, max_process_workers=0)
+    try:
+        assert p.running
+        p.register_processor("rec", recorder([]))
+        task_id = await p.submit_task(named("x"))
+        assert (await p.wait_for_task(task_id, timeout=5.0)).result == "x"
+    finally:
+        await p.shutdown()
+
+
+async def test_shutdown_lets_queued_work_finish(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+
+    async def step(task: ProcessingTask) -> None:
+        await asyncio.sleep(0.01)
+        order.append(task.payload["name"])
+
+    p.register_processor("step", step)
+    ids = [await p.submit_task(create_task("step", {"name": f"s{i}"})) for i in range(5)]
+    await p.shutdown(timeout=10.0)
+    assert order == [f"s{i}" for i in range(5)]
+    for task_id in ids:
+        assert await p.get_task_status(task_id) is TaskStatus.COMPLETED
+
+
+async def test_shutdown_timeout_cancels_the_rest_and_leaves_nothing_running() -> None:
+    before = set(threading.enumerate())
+    p = AdvancedAsyncProcessor(max_workers=1, max_thread_workers=1, max_process_workers=0)
+    await p.start()
+    loop = asyncio.get_running_loop()
+    thread_started = asyncio.Event()
+    async_started = asyncio.Event()
+
+    def polite(task: ProcessingTask) -> str:
+        loop.call_soon_threadsafe(thread_started.set)
+        give_up = time.monotonic() + 10.0
+        while not task.cancel_requested and time.monotonic() < give_up:
+            time.sleep(0.005)
+        return "stopped"
+
+    async def forever(task: ProcessingTask) -> None:
+        async_started.set()
+        await asyncio.Event().wait()
+
+    p.register_processor("polite", polite)
+    p.register_processor("forever", forever)
+    running_thread = await p.submit_task(create_task("polite"))
+    queued_thread = await p.submit_task(create_task("polite"))
+    running_async = await p.submit_task(create_task("forever"))
+    queued_async = await p.submit_task(create_task("forever"))
+    await thread_started.wait()
+    await async_started.wait()
+    begun = time.monotonic()
+    await p.shutdown(timeout=0.2)
+    assert time.monotonic() - begun < 5.0
+    for task_id in (running_thread, queued_thread, running_async, queued_async):
+        result = await p.get_task_result(task_id)
+        assert result is not None
+        assert result.status is TaskStatus.CANCELLED
+        assert result.error is not None and "shut down" in result.error
+    assert not p.task_manager.records
+    left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert left == []
+    workers = [t for t in asyncio.all_tasks() if t.get_name().startswith("async-processor")]
+    assert workers == []
+    metrics = await p.get_performance_metrics()
+    assert all(w["status"] == "stopped" for w in metrics["worker_stats"].values())
+
+
+async def test_shutdown_of_a_never_started_processor() -> None:
+    p = AdvancedAsyncProcessor(max_process_workers=0)
+    await p.shutdown()
+    assert p.running is False
+    with pytest.raises(ProcessorNotRunningError):
+        await p.submit_task(create_task("x"))
+
+
+# --------------------------------------------------------------------------- retention
+
+
+async def test_results_expire_after_result_ttl(make_processor: Factory) -> None:
+    p = await make_processor(result_ttl=0.3)
+    p.register_processor("rec", recorder([]))
+    task_id = await p.submit_task(named("short-lived"))
+    assert (await p.wait_for_task(task_id, timeout=5.0)).status is TaskStatus.COMPLETED
+    assert await p.get_task_status(task_id) is TaskStatus.COMPLETED
+    await asyncio.sleep(0.4)  # the TTL is what is under test
+    with pytest.raises(TaskNotFoundError, match="evicted"):
+        await p.get_task_status(task_id)
+    with pytest.raises(TaskNotFoundError):
+        await p.wait_for_task(task_id)
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_result(task_id)
+
+
+async def test_max_results_keeps_only_the_latest(make_processor: Factory) -> None:
+    p = await make_processor(max_results=10)
+    p.register_processor("rec", recorder([]))
+    ids = []
+    for i in range(15):
+        task_id = await p.submit_task(named(f"r{i}"))
+        await p.wait_for_task(task_id, timeout=5.0)
+        ids.append(task_id)
+    for task_id in ids[:5]:
+        with pytest.raises(TaskNotFoundError):
+            await p.get_task_status(task_id)
+    for task_id in ids[5:]:
+        assert await p.get_task_status(task_id) is TaskStatus.COMPLETED
+    metrics = await p.get_performance_metrics()
+    assert metrics["retained_results"] == 10
+    assert metrics["results_evicted"] == 5
+    # an evicted id is unknown, so a new task may depend on it no longer
+    with pytest.raises(DependencyNotFoundError):
+        await p.submit_task(named("late", depends_on=[ids[0]]))
+
+
+# --------------------------------------------------------------------------- metrics, health
+
+
+async def test_metrics_after_a_mixed_run(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=2)
+    calls: dict[str, int] = {}
+
+    async def mixed(task: ProcessingTask) -> str:
+        mode: str = task.payload["mode"]
+        calls[task.id] = calls.get(task.id, 0) + 1
+        if mode == "fail":
+            raise ValueError("nope")
+        if mode == "slow":
+            await asyncio.sleep(5)
+        if mode == "flaky" and calls[task.id] == 1:
+            raise ValueError("once")
+        await asyncio.sleep(0.005)
+        return mode
+
+    p.register_processor("mixed", mixed)
+    p.register_processor("other", lambda task: "sync")
+    tasks = [
+        create_task("mixed", {"mode": "ok"}, NORMAL),
+        create_task("mixed", {"mode": "ok"}, NORMAL),
+        create_task("mixed", {"mode": "flaky"}, NORMAL, max_retries=1),
+        create_task("mixed", {"mode": "fail"}, HIGH),
+        create_task("mixed", {"mode": "slow"}, LOW, timeout=0.05),
+        create_task("other", {}, NORMAL),
+    ]
+    gate, gate_id = await hold_worker(p)
+    cancelled = create_task("mixed", {"mode": "ok"}, BATCH, depends_on=[gate_id])
+    await p.submit_task(cancelled)
+    await p.cancel_task(cancelled.id)
+    gate.release.set()
+    await p.submit_tasks(tasks)
+    await wait_all(p, [t.id for t in tasks])
+
+    m = await p.get_performance_metrics()
+    for key in (
+        "tasks_processed",
+        "success_rate",
+        "average_execution_time",
+        "current_throughput",
+        "queue_size",
+        "running_tasks",
+        "worker_stats",
+        "uptime_seconds",
+        "peak_memory_usage_mb",
+        "by_type",
+        "by_priority",
+        "event_loop_lag",
+        "retries",
+    ):
+        assert key in m, key
+    assert m["tasks_processed"] == 8  # 6 + the gate + the cancelled one
+    assert m["tasks_by_status"] == {"completed": 5, "failed": 1, "cancelled": 1, "timeout": 1}
+    assert m["success_rate"] == pytest.approx(100.0 * 5 / 7)
+    assert m["average_execution_time"] > 0
+    assert m["current_throughput"] > 0
+    assert m["queue_size"] == 0
+    assert m["running_tasks"] == 0
+    assert m["uptime_seconds"] > 0
+    assert m["peak_memory_usage_mb"] > 0
+    assert m["retries"] == 1
+    assert "profile" not in m
+
+    worker_stats = m["worker_stats"]
+    assert {"async-0", "async-1", "thread-0"} <= set(worker_stats)
+    for stats in worker_stats.values():
+        assert {"tasks_processed", "status", "total_execution_time"} <= set(stats)
+        # a worker that has just finished may not have gone back to "idle" yet
+        assert stats["status"] in ("idle", "busy")
+        assert stats["current_task"] is None
+        assert stats["total_execution_time"] >= 0
+    # one count per attempt: 2 ok + 2 flaky + fail + slow + gate on the loop, 1 on a thread
+    async_runs = sum(s["tasks_processed"] for w, s in worker_stats.items() if w.startswith("a"))
+    assert async_runs == 7
+    thread_runs = sum(s["tasks_processed"] for w, s in worker_stats.items() if w.startswith("t"))
+    assert thread_runs == 1
+
+    mixed_stats = m["by_type"]["mixed"]
+    assert mixed_stats["counts"] == {"completed": 3, "failed": 1, "cancelled": 1, "timeout": 1}
+    assert mixed_stats["retries"] == 1
+    for section in ("queue_wait", "execution_time"):
+        pct = mixed_stats[section]
+        assert set(pct) == {"p50", "p95", "p99"}
+        assert 0 <= pct["p50"] <= pct["p95"] <= pct["p99"]
+    assert m["by_type"]["other"]["counts"]["completed"] == 1
+    by_priority = m["by_priority"]
+    assert by_priority["NORMAL"]["counts"]["completed"] == 4
+    assert by_priority["HIGH"]["counts"]["failed"] == 1
+    assert by_priority["LOW"]["counts"]["timeout"] == 1
+    assert by_priority["BATCH"]["counts"]["cancelled"] == 1
+    assert by_priority["CRITICAL"]["counts"]["completed"] == 1
+    for stats in by_priority.values():
+        assert set(stats["execution_time"]) == {"p50", "p95", "p99"}
+
+    lag = m["event_loop_lag"]
+    assert {"current_s", "max_s", "p50", "p95", "p99"} <= set(lag)
+    assert lag["current_s"] >= 0 and lag["max_s"] >= 0
+
+
+async def test_profiling_adds_a_per_type_profile(make_processor: Factory) -> None:
+    p = await make_processor(enable_profiling=True)
+    p.register_processor("rec", recorder([]))
+    first = named("first")
+    second = named("second", depends_on=[first.id])
+    await p.submit_tasks([first, second])
+    await wait_all(p, [first.id, second.id])
+    profile = (await p.get_performance_metrics())["profile"]
+    assert set(profile["rec"]) == {
+        "waiting_on_dependencies_s",
+        "queued_s",
+        "running_s",
+        "retry_backoff_s",
+    }
+    assert all(v >= 0 for v in profile["rec"].values())
+
+
+async def test_health_check_healthy(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    await p.wait_for_task(await p.submit_task(named("x")), timeout=5.0)
+    health = await p.health_check()
+    assert health["status"] == "healthy"
+    assert health["reason"] is None
+    assert health["metrics"]["tasks_processed"] == 1
+
+
+async def test_health_check_degraded_on_high_queue(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1, health_max_queue=2)
+    p.register_processor("rec", recorder([]))
+    gate, _ = await hold_worker(p)
+    ids = [await p.submit_task(named(f"q{i}")) for i in range(3)]
+    health = await p.health_check()
+    assert health["status"] == "degraded"
+    assert health["reason"] == "high_queue_size"
+    assert health["metrics"]["queue_size"] == 3
+    gate.release.set()
+    await wait_all(p, ids)
+    assert (await p.health_check())["status"] == "healthy"
+
+
+async def test_health_check_degraded_on_low_success_rate(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    async def fail(task: ProcessingTask) -> None:
+        raise ValueError("x")
+
+    p.register_processor("fail", fail)
+    await p.wait_for_task(await p.submit_task(create_task("fail")), timeout=5.0)
+    health = await p.health_check()
+    assert health["status"] == "degraded"
+    assert health["reason"] == "low_success_rate"
+
+
+async def test_health_check_unhealthy_when_stopped(make_processor: Factory) -> None:
+    p = await make_processor()
+    await p.shutdown()
+    health = await p.health_check()
+    assert health["status"] == "unhealthy"
+    assert health["reason"] == "processor_stopped"
+    assert "metrics" in health
+    never_started = AdvancedAsyncProcessor(max_process_workers=0)
+    assert (await never_started.health_check())["status"] == "unhealthy"
+
+
+# --------------------------------------------------------------------------- contextvars
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("REQUEST_ID", default="unset")
+
+
+async def test_contextvars_are_visible_in_thread_and_async_tasks(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    def in_thread(task: ProcessingTask) -> tuple[str, str]:
+        return REQUEST_ID.get(), threading.current_thread().name
+
+    async def on_loop(task: ProcessingTask) -> str:
+        return REQUEST_ID.get()
+
+    p.register_processor("thread", in_thread)
+    p.register_processor("loop", on_loop)
+    token = REQUEST_ID.set("req-42")
+    try:
+        thread_id = await p.submit_task(create_task("thread"))
+        loop_id = await p.submit_task(create_task("loop"))
+    finally:
+        REQUEST_ID.reset(token)
+    value, thread_name = (await p.wait_for_task(thread_id, timeout=5.0)).result
+    assert value == "req-42"
+    assert thread_name != threading.current_thread().name
+    assert (await p.wait_for_task(loop_id, timeout=5.0)).result == "req-42"
+    # a task submitted without the value set sees the default
+    plain = await p.submit_task(create_task("thread"))
+    assert (await p.wait_for_task(plain, timeout=5.0)).result[0] == "unset"
+
+
+async def test_sync_processor_never_blocks_the_loop(make_processor: Factory) -> None:
+    p = await make_processor()
+
+    def sleepy(task: ProcessingTask) -> str:
+        time.sleep(0.3)
+        return "slept"
+
+    p.register_processor("sleepy", sleepy)
+    task_id = await p.submit_task(create_task("sleepy"))
+    begun = time.monotonic()
+    for _ in range(5):
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - begun < 0.25  # the loop kept turning while the thread slept
+    assert await p.get_task_status(task_id) is TaskStatus.RUNNING
+    result = await p.wait_for_task(task_id, timeout=5.0)
+    assert result.result == "slept"
+    assert result.worker_id == "thread-0"
+
+
+async def test_sync_processor_returning_a_coroutine_fails_with_advice(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor()
+
+    async def actual(task: ProcessingTask) -> int:
+        return 1
+
+    p.register_processor("wrapped", lambda task: actual(task))
+    task_id = await p.submit_task(create_task("wrapped"))
+    result = await p.wait_for_task(task_id, timeout=5.0)
+    assert result.status is TaskStatus.FAILED
+    assert result.error is not None and "async def" in result.error
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+async def test_wait_for_ended_task_returns_at_once(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    task_id = await p.submit_task(named("x"))
+    first = await p.wait_for_task(task_id, timeout=5.0)
+    again = await p.wait_for_task(task_id, timeout=0)
+    assert again.status is TaskStatus.COMPLETED
+    assert again.result == first.result == "x"
+    assert again.worker_id == "async-0"
+    assert (await p.get_task_result(task_id)) is again
+
+
+async def test_wait_timeout_raises_and_task_goes_on(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1)
+    gate, gate_id = await hold_worker(p)
+    with pytest.raises(asyncio.TimeoutError):
+        await p.wait_for_task(gate_id, timeout=0.05)
+    assert await p.get_task_status(gate_id) is TaskStatus.RUNNING
+    assert await p.get_task_result(gate_id) is None
+    gate.release.set()
+    result = await p.wait_for_task(gate_id, timeout=5.0)
+    assert result.status is TaskStatus.COMPLETED and result.result == "gate"
+
+
+@pytest.mark.parametrize("bad", [-1, -0.001, float("nan")])
+async def test_wait_with_negative_timeout_is_refused(make_processor: Factory, bad: float) -> None:
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    task_id = await p.submit_task(named("x"))
+    with pytest.raises(InvalidArgumentError, match="timeout"):
+        await p.wait_for_task(task_id, timeout=bad)
+    await p.wait_for_task(task_id, timeout=5.0)
+
+
+async def test_wait_for_unknown_task_raises(make_processor: Factory) -> None:
+    p = await make_processor()
+    with pytest.raises(TaskNotFoundError):
+        await p.wait_for_task("nobody")
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_status("nobody")
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_result("nobody")
+
+
+async def test_many_concurrent_waiters_all_get_the_result(make_processor: Factory) -> None:
+    p = await make_processor(max_workers=1)
+    gate, gate_id = await hold_worker(p)
+    waiters = [asyncio.ensure_future(p.wait_for_task(gate_id)) for _ in range(100)]
+    timed_out = [asyncio.ensure_future(p.wait_for_task(gate_id, timeout=0.01)) for _ in range(5)]
+    outcomes = await asyncio.gather(*timed_out, return_exceptions=True)
+    assert all(isinstance(o, TimeoutError) for o in outcomes)
+    gate.release.set()
+    results = await asyncio.gather(*waiters)
+    assert all(r is results[0] for r in results)
+    assert results[0].status is TaskStatus.COMPLETED and results[0].result == "gate"
+
+
+# --------------------------------------------------------------------------- argument errors
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"max_workers": 0}, "max_workers"),
+        ({"max_workers": 2.5}, "max_workers"),
+        ({"max_workers": True}, "max_workers"),
+        ({"max_workers": "4"}, "max_workers"),
+        ({"max_thread_workers": -1}, "max_thread_workers"),
+        ({"max_process_workers": -1}, "max_process_workers"),
+        ({"queue_size": 0}, "queue_size"),
+        ({"max_results": -1}, "max_results"),
+        ({"max_memory_intensive": 0}, "max_memory_intensive"),
+        ({"aging_interval": 0}, "aging_interval"),
+        ({"aging_interval": -5.0}, "aging_interval"),
+        ({"result_ttl": -1}, "result_ttl"),
+        ({"overload_policy": "drop"}, "overload_policy"),
+    ],
+)
+def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=name):
+        AdvancedAsyncProcessor(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [({"result_ttl": "3600"}, "result_ttl"), ({"aging_interval": "10"}, "aging_interval")],
+)
+def test_constructor_rejects_non_numeric_durations(kwargs: dict[str, Any], name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=name):
+        AdvancedAsyncProcessor(max_process_workers=0, **kwargs)
+
+
+def test_register_processor_rejects_non_callable_and_bad_type() -> None:
+    p = AdvancedAsyncProcessor(max_process_workers=0)
+    with pytest.raises(InvalidArgumentError, match="callable"):
+        p.register_processor("x", "not a function")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="task_type"):
+        p.register_processor("", lambda task: None)
+    with pytest.raises(InvalidArgumentError, match="task_type"):
+        p.register_processor(42, lambda task: None)  # type: ignore[arg-type]
+
+
+async def test_unknown_task_type_lists_registered_types(make_processor: Factory) -> None:
+    p = await make_processor()
+    p.register_processor("alpha", lambda task: 1)
+    p.register_processor(ProcessingType.TEXT_ANALYSIS, lambda task: 2)
+    task = create_task("gamma")
+    with pytest.raises(UnknownTaskTypeError) as info:
+        await p.submit_task(task)
+    message = str(info.value)
+    assert "'gamma'" in message
+    assert "alpha" in message and "text_analysis" in message
+    assert "register_processor" in message
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_status(task.id)
+    with pytest.raises(UnknownTaskTypeError):
+        await p.submit_task(create_task(ProcessingType.AI_RESPONSE))
+    good = create_task("alpha")
+    with pytest.raises(UnknownTaskTypeError):
+        await p.submit_tasks([good, create_task("gamma")])
+    with pytest.raises(TaskNotFoundError):
+        await p.get_task_status(good.id)  # nothing of a refused batch is kept
+
+
+async def test_custom_task_needs_a_processor_in_its_payload(make_processor: Factory) -> None:
+    p = await make_processor()
+    with pytest.raises(InvalidTaskError, match=r"payload\['processor'\]"):
+        await p.submit_task(create_task(ProcessingType.CUSTOM, {"x": 1}))
+    with pytest.raises(InvalidTaskError, match=r"payload\['processor'\]"):
+        await p.submit_task(create_task(ProcessingType.CUSTOM, {"processor": "nope"}))
+
+    async def double(payload: dict[str, Any]) -> int:
+        return int(payload["x"]) * 2
+
+    def triple(payload: dict[str, Any]) -> int:
+        return int(payload["x"]) * 3
+
+    a = await p.submit_task(create_task(ProcessingType.CUSTOM, {"processor": double, "x": 4}))
+    b = await p.submit_task(create_task(ProcessingType.CUSTOM, {"processor": triple, "x": 4}))
+    ra, rb = await wait_all(p, [a, b])
+    assert (ra.result, rb.result) == (8, 12)
+    assert ra.worker_id is not None and ra.worker_id.startswith("async-")
+    assert rb.worker_id is not None and rb.worker_id.startswith("thread-")
+
+
+async def test_submit_rejects_non_task(make_processor: Factory) -> None:
+    p = await make_processor()
+    with pytest.raises(InvalidTaskError, match="ProcessingTask"):
+        await p.submit_task({"task_type": "x"})  # type: ignore[arg-type]
+
+
+async def test_duplicate_task_id_is_refused(make_processor: Factory) -> None:
+    from async_processor import DuplicateTaskError
+
+    p = await make_processor()
+    p.register_processor("rec", recorder([]))
+    task = named("x")
+    await p.submit_task(task)
+    with pytest.raises(DuplicateTaskError, match=task.id):
+        await p.submit_task(task)
+    await p.wait_for_task(task.id, timeout=5.0)
+    with pytest.raises(DuplicateTaskError):
+        await p.submit_task(task)
+
+
+async def test_sync_task_without_thread_pool_is_refused(make_processor: Factory) -> None:
+    p = await make_processor(max_thread_workers=0)
+    p.register_processor("sync", lambda task: 1)
+    with pytest.raises(InvalidTaskError, match="max_thread_workers"):
+        await p.submit_task(create_task("sync"))
+
+
+# --------------------------------------------------------------------------- logging
+
+SECRET = "hunter2-child-home-address-7f3a"
+
+
+async def test_payload_contents_are_never_logged(
+    make_processor: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="async_processor")
+    p = await make_processor(max_workers=2)
+    calls: dict[str, int] = {}
+
+    async def touchy(task: ProcessingTask) -> str:
+        calls[task.id] = calls.get(task.id, 0) + 1
+        mode = task.payload["mode"]
+        if mode == "retry" and calls[task.id] == 1:
+            raise ValueError("transient")
+        if mode == "fail":
+            raise ValueError("permanent")
+        if mode == "slow":
+            await asyncio.sleep(5)
+        return "done"
+
+    p.register_processor("touchy", touchy)
+    tasks = [
+        create_task("touchy", {"mode": mode, "secret": SECRET}, tags={"t"}, **extra)
+        for mode, extra in (
+            ("ok", {}),
+            ("retry", {"max_retries": 1}),
+            ("fail", {}),
+            ("slow", {"timeout": 0.03}),
+        )
+    ]
+    await p.submit_tasks(tasks)
+    await wait_all(p, [t.id for t in tasks])
+    await p.shutdown()
+    assert caplog.records
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in repr(record.args)
+    text = caplog.text
+    for task in tasks:
+        assert task.id in text
