@@ -217,6 +217,33 @@ async def test_lambda_processor_runs_in_a_process_with_cloudpickle(
     assert pid != os.getpid()
 
 
+class _LockedProcessor:
+    """A processor that no pickler can send: it holds a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def __call__(self, task: Any) -> int:
+        with self.lock:
+            return 1
+
+
+async def test_unpicklable_processor_is_refused_at_submit(
+    processor: AdvancedAsyncProcessor,
+) -> None:
+    processor.register_processor("locked", _LockedProcessor())
+    task = create_task("locked", cpu_intensive=True)
+    with pytest.raises(UnsendableTaskError) as info:
+        await processor.submit_task(task)
+    assert "_LockedProcessor" in str(info.value)
+    with pytest.raises(TaskNotFoundError):
+        await processor.get_task_status(task.id)
+    # a thread needs no pickling: the same processor runs there
+    thread_task = create_task("locked")
+    await processor.submit_task(thread_task)
+    assert (await processor.wait_for_task(thread_task.id, timeout=10.0)).result == 1
+
+
 async def test_dependency_results_reach_a_process_task(
     processor: AdvancedAsyncProcessor,
 ) -> None:

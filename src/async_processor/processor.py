@@ -321,10 +321,7 @@ class AdvancedAsyncProcessor:
                 assert lane.executor is not None
                 with contextlib.suppress(Exception):
                     await lane.starting
-                if isinstance(lane.executor, ThreadExecutor):
-                    await lane.executor.shutdown(min(remaining, 5.0))
-                else:
-                    await lane.executor.shutdown()
+                await lane.executor.shutdown(min(remaining, 5.0))
         self._state = _State.STOPPED
         self._stopped.set_result(None)
         logger.info("processor stopped")
@@ -447,7 +444,7 @@ class AdvancedAsyncProcessor:
                 f"task {task.id} needs the {name} pool, but this processor has none "
                 f"({setting}=0); raise {setting} or make the processor 'async def'"
             )
-        if lane.executor is not None and name == "process":
+        if lane.executor is not None:
             lane.executor.check_sendable(fn, task)
         return fn, name
 

@@ -58,5 +58,9 @@ class Executor(ABC):
         return {}
 
     @abstractmethod
-    async def shutdown(self) -> None:
-        """Stop every slot; after it returns no thread or process of this executor runs."""
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every slot, giving running work up to ``timeout`` seconds to end.
+
+        After it returns no process of this executor runs; a thread stuck in user code
+        cannot be stopped, so thread executors log it and leave it as a daemon.
+        """

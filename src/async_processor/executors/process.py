@@ -931,11 +931,13 @@ class ProcessExecutor(Executor):
         """``{"restarts": replacement processes started, "crashes": unexpected deaths}``."""
         return {"restarts": self._restarts, "crashes": self._crashes}
 
-    async def shutdown(self) -> None:
-        """Close every pipe, give children 1 s to exit, SIGKILL the rest, unlink segments."""
+    async def shutdown(self, timeout: float = _EXIT_GRACE) -> None:
+        """Close every pipe, give children ``timeout`` seconds (at most 1 s) to exit,
+        SIGKILL the rest, unlink the segments."""
         if self._shutdown_task is None:
             self._closed = True
-            self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown())
+            grace = min(timeout, _EXIT_GRACE)
+            self._shutdown_task = asyncio.get_running_loop().create_task(self._shutdown(grace))
         await asyncio.shield(self._shutdown_task)
 
     # ------------------------------------------------------------------ processes
@@ -1414,7 +1416,7 @@ class ProcessExecutor(Executor):
 
     # ------------------------------------------------------------------ shutdown
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, grace: float) -> None:
         await self._settle_restarts()
         processes: list[BaseProcess] = []
         for worker in self._workers:
@@ -1427,7 +1429,7 @@ class ProcessExecutor(Executor):
             worker.state = "stopped"
         if processes:
             loop = self._running_loop()
-            deadline = loop.time() + _EXIT_GRACE
+            deadline = loop.time() + grace
             for process in processes:
                 await self._wait_exit(process, max(0.0, deadline - loop.time()))
             await asyncio.gather(*(self._reap(p, kill=True) for p in processes))

@@ -130,7 +130,8 @@ class ThreadExecutor(Executor):
             future.set_exception(value)
 
     async def shutdown(self, timeout: float = 5.0) -> None:
-        """Stop the threads; one stuck in user code is left (it is a daemon) and logged."""
+        """Stop the threads within ``timeout``; one stuck in user code is left (it is a
+        daemon thread) and logged."""
         for inbox in self._inboxes:
             inbox.put(None)
         deadline = time.monotonic() + timeout
