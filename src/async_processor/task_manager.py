@@ -238,21 +238,15 @@ class TaskManager:
 
         Returns the records whose priority changed (the caller re-queues them).
         """
-        lifted: list[TaskRecord] = []
-        stack = [record]
-        while stack:
-            current = stack.pop()
-            for dep_id in current.task.depends_on:
-                dep = self.records.get(dep_id)
-                if (
-                    dep is not None
-                    and dep.status is TaskStatus.PENDING
-                    and dep.priority > record.priority
-                ):
-                    dep.priority = record.priority
-                    lifted.append(dep)
-                    stack.append(dep)
-        return lifted
+        priority = record.priority
+
+        def lift(dep: TaskRecord) -> bool:
+            if dep.priority <= priority:
+                return False
+            dep.priority = priority
+            return True
+
+        return self._update_upstream(record, lift)
 
     def tighten_deadlines(self, record: TaskRecord) -> list[TaskRecord]:
         """Give every pending transitive dependency at most ``record``'s deadline.
@@ -262,21 +256,14 @@ class TaskManager:
         deadline = record.deadline
         if deadline is None:
             return []
-        tightened: list[TaskRecord] = []
-        stack = [record]
-        while stack:
-            current = stack.pop()
-            for dep_id in current.task.depends_on:
-                dep = self.records.get(dep_id)
-                if (
-                    dep is not None
-                    and dep.status is TaskStatus.PENDING
-                    and (dep.deadline is None or dep.deadline > deadline)
-                ):
-                    dep.deadline = deadline
-                    tightened.append(dep)
-                    stack.append(dep)
-        return tightened
+
+        def tighten(dep: TaskRecord) -> bool:
+            if dep.deadline is not None and dep.deadline <= deadline:
+                return False
+            dep.deadline = deadline
+            return True
+
+        return self._update_upstream(record, tighten)
 
     def relax_deadlines(self, record: TaskRecord) -> list[TaskRecord]:
         """Take back the deadline an ended ``record`` lent to the work it waited on.
@@ -284,27 +271,36 @@ class TaskManager:
         Each pending transitive dependency gets the earliest of its own deadline and those
         of its dependents still waiting. Returns the records whose deadline changed.
         """
-        relaxed: list[TaskRecord] = []
+
+        def relax(dep: TaskRecord) -> bool:
+            waiting = [
+                d.deadline
+                for d in dep.dependents or ()
+                if d.status is TaskStatus.PENDING and d.deadline is not None
+            ]
+            own = [] if dep.task.deadline is None else [dep.task.deadline]
+            deadline = min(own + waiting, default=None)
+            if deadline == dep.deadline:
+                return False
+            dep.deadline = deadline
+            return True
+
+        return self._update_upstream(record, relax)
+
+    def _update_upstream(
+        self, record: TaskRecord, update: Callable[[TaskRecord], bool]
+    ) -> list[TaskRecord]:
+        """Apply ``update`` to the pending tasks ``record`` waits on, and on upstream
+        through each one it changed. Returns the changed records."""
+        changed: list[TaskRecord] = []
         stack = [record]
         while stack:
-            current = stack.pop()
-            for dep_id in current.task.depends_on:
+            for dep_id in stack.pop().task.depends_on:
                 dep = self.records.get(dep_id)
-                if dep is None or dep.status is not TaskStatus.PENDING or dep.deadline is None:
-                    continue
-                deadline = dep.task.deadline
-                for dependent in dep.dependents or ():
-                    if dependent.status is TaskStatus.PENDING and dependent.deadline is not None:
-                        deadline = (
-                            dependent.deadline
-                            if deadline is None
-                            else min(deadline, dependent.deadline)
-                        )
-                if deadline != dep.deadline:
-                    dep.deadline = deadline
-                    relaxed.append(dep)
+                if dep is not None and dep.status is TaskStatus.PENDING and update(dep):
+                    changed.append(dep)
                     stack.append(dep)
-        return relaxed
+        return changed
 
     # -- changing state ------------------------------------------------------------------
 
