@@ -1061,6 +1061,10 @@ async def test_set_limits_rejects_bad_values(make_processor: Factory) -> None:
         p.set_limits("x", rate=-1)
     with pytest.raises(InvalidArgumentError, match="per"):
         p.set_limits("x", rate=1, per=0)
+    with pytest.raises(InvalidArgumentError, match="rate"):
+        p.set_limits("x", rate="5")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="max_concurrency"):
+        p.set_limits("x", max_concurrency=2.5)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- lifecycle
@@ -1579,6 +1583,10 @@ async def test_many_concurrent_waiters_all_get_the_result(make_processor: Factor
         ({"aging_interval": -5.0}, "aging_interval"),
         ({"result_ttl": -1}, "result_ttl"),
         ({"overload_policy": "drop"}, "overload_policy"),
+        ({"health_max_queue": -1}, "health_max_queue"),
+        ({"health_min_success_rate": 101}, "health_min_success_rate"),
+        ({"health_min_success_rate": "95"}, "health_min_success_rate"),
+        ({"min_free_memory_mb": -1}, "min_free_memory_mb"),
     ],
 )
 def test_constructor_rejects_bad_arguments(kwargs: dict[str, Any], name: str) -> None:
@@ -1666,6 +1674,15 @@ async def test_duplicate_task_id_is_refused(make_processor: Factory) -> None:
     await p.wait_for_task(task.id, timeout=5.0)
     with pytest.raises(DuplicateTaskError):
         await p.submit_task(task)
+
+
+async def test_cpu_intensive_task_without_process_pool_is_refused(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_process_workers=0)
+    p.register_processor("sync", lambda task: 1)
+    with pytest.raises(InvalidTaskError, match="max_process_workers"):
+        await p.submit_task(create_task("sync", cpu_intensive=True))
 
 
 async def test_sync_task_without_thread_pool_is_refused(make_processor: Factory) -> None:

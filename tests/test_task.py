@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
@@ -300,3 +301,16 @@ def test_empty_collections_are_validated_like_filled_ones(
     create_task("x", None, **{field: filled})  # accepted
     task = create_task("x", None, **{field: empty})  # so this must be too
     assert not getattr(task, field)
+
+
+def test_shared_empty_dependency_results_refuses_writes() -> None:
+    task = create_task("x")
+    with pytest.raises(TypeError, match="filled in by the processor"):
+        task.dependency_results["a"] = 1
+    assert create_task("y").dependency_results == {}
+
+
+def test_task_pickles_with_the_standard_library() -> None:
+    task = create_task("x", {"audio": b"\x00\x01"}, tags={"a"})
+    copy = pickle.loads(pickle.dumps(task))
+    assert copy.to_dict() == task.to_dict()

@@ -140,7 +140,7 @@ async def run_demo(turns: int = len(CHILD_TURNS), batch_jobs: int = 24) -> list[
             for text, reply, *_ in replies:
                 result = await processor.wait_for_task(reply.id, timeout=30)
                 answer = result.result["reply"] if result.result else result.error
-                print(f"  child: {text!r}\n  bear:  {answer} [{result.status.value}]")
+                print(f"  child: {text!r}\n  reply: {answer} [{result.status.value}]")
             for task in background:
                 results.append(await processor.wait_for_task(task.id, timeout=120))
             for _, reply, words, journal in replies:
