@@ -508,7 +508,7 @@ class AdvancedAsyncProcessor:
         if len(context):  # the processor will run in a copy of the submitter's context
             record.context = context
         self._pending += 1
-        logger.debug("task %s (%s) accepted, tags %s", task.id, task.type_name, task.tags)
+        logger.debug("task %s (%s) accepted, tags %s", task.id, record.type_name, task.tags)
         if record.doom is not None:
             status, error = record.doom
             self._finish(record, status, None, error)

@@ -161,7 +161,7 @@ class ProcessingTask:
     def type_name(self) -> str:
         """The task type as a plain string (the registry key)."""
         t = self.task_type
-        return t.value if isinstance(t, ProcessingType) else t
+        return t._value_ if type(t) is ProcessingType else t
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types: enums by value, sets as sorted lists, bytes as base64."""

@@ -83,7 +83,7 @@ class TaskRecord:
         #: "async", "thread" or "process": where the task runs.
         self.lane = lane
         self.type_name = task.type_name
-        self.priority_name = task.priority.name
+        self.priority_name: str = task.priority._name_
         self.status = TaskStatus.PENDING
         #: Effective priority (a dependent may lift it); lower is more urgent.
         self.priority: int = task.priority.value
