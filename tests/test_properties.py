@@ -212,6 +212,12 @@ async def execute(scenario: Scenario) -> Run:
     assert all(new is TaskStatus.PENDING or new in NOT_RUN for _, _, new in log)
 
     results = await asyncio.gather(*(processor.wait_for_task(i, timeout=30.0) for i in ids))
+    manager = processor.task_manager
+    # the waiting counters the metrics read agree with the records, at rest
+    assert manager.waiting == sum(
+        1 for r in manager.records.values() if r.status is TaskStatus.PENDING
+    )
+    assert manager.waiting == sum(manager.waiting_by_priority)
     await asyncio.gather(*background)
     for fut in from_threads:
         await asyncio.wrap_future(fut)
@@ -221,7 +227,9 @@ async def execute(scenario: Scenario) -> Run:
     run.leftover_workers = [
         t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("async-processor")
     ]
-    run.leftover_records = len(processor.task_manager.records)
+    run.leftover_records = len(manager.records)
+    assert manager.waiting == 0
+    assert manager.waiting_by_priority == [0] * len(manager.waiting_by_priority)
     return run
 
 

@@ -114,7 +114,8 @@ def test_add_links_dependencies_and_ready_tasks() -> None:
     a, b, c = add(manager, task("a"), task("b", "a"), task("c", "a", "b"))
     assert (a.waiting, b.waiting, c.waiting) == (0, 1, 2)
     assert a.dependents == [b, c] and b.dependents == [c]
-    assert manager.pending_count == 3
+    assert manager.waiting == 3
+    assert manager.waiting_by_priority[TaskPriority.NORMAL] == 3
     assert "a" in manager and "zzz" not in manager
 
 

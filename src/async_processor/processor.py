@@ -229,7 +229,6 @@ class AdvancedAsyncProcessor:
         self._timers: dict[object, asyncio.TimerHandle] = {}
         self._state = _State.CREATED
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending = 0
         self._drained: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._probe_at = 0.0
@@ -454,7 +453,7 @@ class AdvancedAsyncProcessor:
         Shedding takes waiting tasks strictly less urgent than every newcomer, never one
         that a newcomer waits on: least urgent first, newest first, depended-on last.
         """
-        excess = self._pending + len(incoming) - self.queue_size
+        excess = self.task_manager.waiting + len(incoming) - self.queue_size
         if excess <= 0:
             return
         if self.overload_policy == "shed":
@@ -483,7 +482,7 @@ class AdvancedAsyncProcessor:
                         )
                 return
         raise QueueFullError(
-            f"the queue is full: {self._pending} tasks are waiting and queue_size is "
+            f"the queue is full: {self.task_manager.waiting} tasks are waiting and queue_size is "
             f"{self.queue_size}; wait for work to finish, raise queue_size, or use "
             "overload_policy='shed' to make room for urgent work"
         )
@@ -507,7 +506,6 @@ class AdvancedAsyncProcessor:
         context = contextvars.copy_context()
         if len(context):  # the processor will run in a copy of the submitter's context
             record.context = context
-        self._pending += 1
         logger.debug("task %s (%s) accepted, tags %s", task.id, record.type_name, task.tags)
         if record.doom is not None:
             status, error = record.doom
@@ -683,7 +681,6 @@ class AdvancedAsyncProcessor:
     async def _execute(self, lane: _Lane, worker: _Worker, record: TaskRecord) -> None:
         task = record.task
         self.task_manager.transition(record, TaskStatus.RUNNING)
-        self._pending -= 1
         record.attempts += 1
         record.worker_id = worker.id
         record.runner = worker.handle
@@ -813,7 +810,6 @@ class AdvancedAsyncProcessor:
             record.task = copy.copy(task)
             record.task.cancel_requested = False
         self.task_manager.transition(record, TaskStatus.PENDING)
-        self._pending += 1
         self.monitor.task_retried(record.stats, delay)
         assert self._loop is not None
         record.retry_timer = self._loop.call_later(delay, self._retry_due, record)
@@ -856,8 +852,6 @@ class AdvancedAsyncProcessor:
         stack = [(record, status, value, error, execution_time, expired)]
         while stack:
             record, status, value, error, execution_time, expired = stack.pop()
-            if record.status is TaskStatus.PENDING:
-                self._pending -= 1
             self._detach(record)
             task = record.task
             if status is not TaskStatus.COMPLETED:
@@ -1014,14 +1008,8 @@ class AdvancedAsyncProcessor:
     async def get_performance_metrics(self) -> dict[str, Any]:
         """A snapshot of counters, latencies and worker states (see docs/metrics.md)."""
         metrics = self.monitor.snapshot()
-        records = self.task_manager.records.values()
-        queued_by_priority = {p.name: 0 for p in _PRIORITY_NAMES}
-        running = 0
-        for record in records:
-            if record.status is TaskStatus.RUNNING:
-                running += 1
-            else:
-                queued_by_priority[_PRIORITY_NAMES[record.priority - 1].name] += 1
+        manager = self.task_manager
+        by_priority = manager.waiting_by_priority
         worker_stats = {}
         for lane in self._lanes.values():
             for worker in lane.workers:
@@ -1033,17 +1021,17 @@ class AdvancedAsyncProcessor:
                     "current_task": worker.current,
                 }
         metrics.update(
-            queue_size=self._pending,
-            queued_by_priority=queued_by_priority,
-            running_tasks=running,
+            queue_size=manager.waiting,
+            queued_by_priority={p.name: by_priority[p.value] for p in TaskPriority},
+            running_tasks=len(manager.records) - manager.waiting,
             worker_stats=worker_stats,
             executors={
                 lane.name: lane.executor.statistics()
                 for lane in self._lanes.values()
                 if lane.executor is not None
             },
-            retained_results=len(self.task_manager.results),
-            results_evicted=self.task_manager.results.evicted,
+            retained_results=len(manager.results),
+            results_evicted=manager.results.evicted,
             limits={
                 name: {"running": limit.running, "waiting": len(limit.parked)}
                 for name, limit in self._limits.items()
@@ -1067,9 +1055,6 @@ class AdvancedAsyncProcessor:
         if metrics["success_rate"] < self.health_min_success_rate:
             return {"status": "degraded", "reason": "low_success_rate", "metrics": metrics}
         return {"status": "healthy", "reason": None, "metrics": metrics}
-
-
-_PRIORITY_NAMES = list(TaskPriority)
 
 
 def _is_async(func: Callable[..., Any]) -> bool:

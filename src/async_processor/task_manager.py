@@ -27,7 +27,7 @@ from .errors import (
 from .lifecycle import TRANSITIONS, TaskStatus, check_transition
 from .result import TaskResult
 from .retention import ResultStore
-from .task import ProcessingTask
+from .task import ProcessingTask, TaskPriority
 
 if TYPE_CHECKING:
     import asyncio
@@ -129,6 +129,9 @@ class TaskManager:
         self.records: dict[str, TaskRecord] = {}
         self.results = ResultStore(result_ttl, max_results)
         self.listeners: list[TransitionListener] = []
+        #: How many tasks wait (not ended, not running), in all and by effective priority.
+        self.waiting = 0
+        self.waiting_by_priority = [0] * (len(TaskPriority) + 1)
 
     # -- queries -------------------------------------------------------------------------
 
@@ -163,10 +166,6 @@ class TaskManager:
             for r in self.records.values()
             if r.status is TaskStatus.PENDING and r.waiting == 0 and r.doom is None
         ]
-
-    @property
-    def pending_count(self) -> int:
-        return sum(1 for r in self.records.values() if r.status is TaskStatus.PENDING)
 
     # -- accepting tasks -----------------------------------------------------------------
 
@@ -229,6 +228,8 @@ class TaskManager:
             )
             self._dependency_ended(record, result, expired)
         records[task.id] = record
+        self.waiting += 1
+        self.waiting_by_priority[record.priority] += 1
         for listener in self.listeners:
             listener(record, TaskStatus.PENDING, TaskStatus.PENDING)
         return record
@@ -243,6 +244,8 @@ class TaskManager:
         def lift(dep: TaskRecord) -> bool:
             if dep.priority <= priority:
                 return False
+            self.waiting_by_priority[dep.priority] -= 1
+            self.waiting_by_priority[priority] += 1
             dep.priority = priority
             return True
 
@@ -310,6 +313,12 @@ class TaskManager:
         if (old, status) not in TRANSITIONS:
             check_transition(record.task.id, old, status)
         record.status = status
+        if old is TaskStatus.PENDING:
+            self.waiting -= 1
+            self.waiting_by_priority[record.priority] -= 1
+        elif status is TaskStatus.PENDING:
+            self.waiting += 1
+            self.waiting_by_priority[record.priority] += 1
         for listener in self.listeners:
             listener(record, old, status)
 
