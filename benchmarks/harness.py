@@ -19,6 +19,9 @@ from typing import Any
 WORKLOADS = ("noop", "chain", "fanin", "priority", "process", "memory")
 
 #: Systems in column order; ``async_processor`` is ours.
+#: One mebibyte, the payload size of the process benchmarks.
+MiB = 1 << 20
+
 OURS = "async_processor"
 SYSTEMS = (OURS, "asyncio", "aiojobs", "concurrent.futures", "dask", "ray")
 

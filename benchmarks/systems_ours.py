@@ -20,6 +20,7 @@ from harness import (
     WORKERS,
     Bench,
     Ctx,
+    MiB,
     Record,
     children_peak_rss_mb,
     measure,
@@ -40,8 +41,6 @@ from async_processor import (
     create_processor,
     create_task,
 )
-
-MiB = 1 << 20
 
 # ------------------------------------------------------------------ task functions
 

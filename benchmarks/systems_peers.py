@@ -28,6 +28,7 @@ from harness import (
     Bench,
     Body,
     Ctx,
+    MiB,
     Record,
     children_peak_rss_mb,
     measure,
@@ -37,8 +38,6 @@ from harness import (
     result,
     task_count,
 )
-
-MiB = 1 << 20
 
 # ------------------------------------------------------------------ task bodies (picklable)
 
