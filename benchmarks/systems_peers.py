@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import os
 import secrets
@@ -333,7 +334,7 @@ async def futures_process(ctx: Ctx) -> list[Record]:
 @contextlib.asynccontextmanager
 async def _dask(processes: bool = False) -> Any:
     """An in-process ``LocalCluster`` (1 worker x 2 threads) or 2 single-thread processes."""
-    from distributed import Client, LocalCluster
+    distributed: Any = importlib.import_module("distributed")  # untyped when installed
 
     warnings.filterwarnings("ignore")
     kw: dict[str, Any] = {
@@ -346,8 +347,8 @@ async def _dask(processes: bool = False) -> Any:
         kw.update(n_workers=WORKERS, threads_per_worker=1, host="127.0.0.1")
     else:
         kw.update(n_workers=1, threads_per_worker=WORKERS)
-    cluster: Any = await LocalCluster(**kw)  # type: ignore[no-untyped-call]
-    client: Any = await Client(cluster, asynchronous=True)  # type: ignore[no-untyped-call]
+    cluster: Any = await distributed.LocalCluster(**kw)
+    client: Any = await distributed.Client(cluster, asynchronous=True)
     try:
         yield client
     finally:
