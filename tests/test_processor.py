@@ -133,6 +133,26 @@ async def wait_all(processor: AdvancedAsyncProcessor, ids: list[str]) -> list[Ta
 # --------------------------------------------------------------------------- priority
 
 
+async def test_equal_priorities_run_in_submission_order_even_if_released_later(
+    make_processor: Factory,
+) -> None:
+    p = await make_processor(max_workers=1)
+    order: list[str] = []
+    p.register_processor("rec", recorder(order))
+    p.register_processor("prep", lambda task: "prepared")  # a thread task
+    gate, _ = await hold_worker(p)
+    prep = create_task("prep")
+    first = named("first", depends_on=[prep.id])  # submitted first, ready only after prep
+    await p.submit_tasks([prep, first])
+    second = named("second")  # submitted later, ready at once
+    await p.submit_task(second)
+    assert (await p.wait_for_task(prep.id, timeout=5.0)).status is TaskStatus.COMPLETED
+    assert first.id in await p.task_manager.get_ready_tasks()
+    gate.release.set()
+    await wait_all(p, [first.id, second.id])
+    assert order == ["first", "second"]
+
+
 async def test_priority_most_urgent_first_and_fifo_among_equals(make_processor: Factory) -> None:
     p = await make_processor(max_workers=1, aging_interval=None)
     order: list[str] = []

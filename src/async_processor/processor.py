@@ -368,7 +368,7 @@ class AdvancedAsyncProcessor:
             self._wake_limit(limit)
         else:
             for record in _drain(limit.parked):
-                self._enqueue(record, keep_ready_time=True)
+                self._enqueue(record)
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -524,10 +524,10 @@ class AdvancedAsyncProcessor:
 
     # -- queues and admission --------------------------------------------------------------
 
-    def _enqueue(self, record: TaskRecord, keep_ready_time: bool = False) -> None:
+    def _enqueue(self, record: TaskRecord) -> None:
         """Make a record ready in its lane and wake one idle worker of that lane."""
         lane = self._lanes[record.lane]
-        if not keep_ready_time:
+        if not record.ready_at:  # first time ready: the start of its queue wait
             record.ready_at = time.monotonic()
         lane.queue.push(record)
         idle = lane.idle
@@ -607,7 +607,7 @@ class AdvancedAsyncProcessor:
         """Send the most urgent parked record back to its ready queue."""
         record = parked.pop()
         if record is not None:
-            self._enqueue(record, keep_ready_time=True)
+            self._enqueue(record)
 
     def _set_timer(self, key: object, delay: float, callback: Callable[[], None]) -> None:
         if key in self._timers or self._loop is None:

@@ -1,13 +1,14 @@
 """The queue of ready tasks: most urgent first, FIFO among equals, with aging.
 
-Aging without re-sorting: a task of level ``p`` (CRITICAL=1 ... BATCH=5) that became ready
-at time ``t`` is ordered by the key ``p * aging_interval + t``. Waiting one
+Aging without re-sorting: a task of level ``p`` (CRITICAL=1 ... BATCH=5) submitted at time
+``t`` is ordered by the key ``p * aging_interval + t``. Waiting one
 ``aging_interval`` is therefore worth exactly one level: a BATCH task that has waited three
 intervals ties with a HIGH task arriving now (and, having arrived first, goes first), and
 since the key never changes while a task waits, the heap never needs re-sorting. CRITICAL
 tasks live in a heap of their own that is always served first, so aged work is never
 promoted above HIGH. With aging disabled the key
-is the level alone; submission order breaks every tie.
+is the level alone. Either way equal levels run in submission order, and the key of a task
+does not change while it waits for dependencies, a limit or a retry.
 
 Removal (cancellation, a priority lift) is lazy: the entry is blanked and skipped on pop.
 """
@@ -27,7 +28,7 @@ class Queueable(Protocol):
     """What the queue needs to know of a task record."""
 
     priority: int
-    ready_at: float
+    submitted_at: float
     entry: list[Any] | None
     queue: ReadyQueue | None
 
@@ -48,13 +49,13 @@ class ReadyQueue:
         return self._count
 
     def push(self, record: Queueable) -> None:
-        """Add a record, keyed by its current priority and ``ready_at``."""
+        """Add a record, keyed by its current priority and ``submitted_at``."""
         if record.priority == _CRITICAL:
             entry = [0.0, next(self._seq), record]
             heapq.heappush(self._critical, entry)
         else:
             key = (
-                record.priority * self._aging_interval + record.ready_at
+                record.priority * self._aging_interval + record.submitted_at
                 if self._aging_interval
                 else float(record.priority)
             )
