@@ -205,6 +205,20 @@ def result(
     }
 
 
+def latency_result(ctx: Ctx, n: int, latencies_ms: list[float], **extra: Any) -> Record:
+    """The cell of one priority case: the median start latency (ms) with N queued."""
+    return result(
+        ctx,
+        f"N={n}",
+        n=n,
+        metric="latency_ms",
+        value=statistics.median(latencies_ms),
+        unit="ms",
+        runs=latencies_ms,
+        **extra,
+    )
+
+
 async def measure(body: Body, n: int, warmup: int, repeats: int, expected: int) -> list[float]:
     """Warm up with ``warmup`` tasks, then time ``repeats`` runs of ``n`` tasks.
 

@@ -23,6 +23,7 @@ from harness import (
     MiB,
     Record,
     children_peak_rss_mb,
+    latency_result,
     measure,
     memory_sizes,
     per_task,
@@ -219,14 +220,10 @@ async def bench_priority(ctx: Ctx) -> list[Record]:
         finally:
             await p.shutdown()
         out.append(
-            result(
+            latency_result(
                 ctx,
-                f"N={n}",
-                n=n,
-                metric="latency_ms",
-                value=statistics.median(latencies),
-                unit="ms",
-                runs=latencies,
+                n,
+                latencies,
                 queue_fill_s=statistics.median(fills),
                 drain_s=statistics.median(drains),
                 max_ms=max(latencies),

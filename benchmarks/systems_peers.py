@@ -32,6 +32,7 @@ from harness import (
     MiB,
     Record,
     children_peak_rss_mb,
+    latency_result,
     measure,
     per_task,
     priority_sizes,
@@ -157,14 +158,10 @@ async def asyncio_priority(ctx: Ctx) -> list[Record]:
             latencies.append(latency * 1e3)
             drains.append(drain)
         out.append(
-            result(
+            latency_result(
                 ctx,
-                f"N={n}",
-                n=n,
-                metric="latency_ms",
-                value=statistics.median(latencies),
-                unit="ms",
-                runs=latencies,
+                n,
+                latencies,
                 drain_s=statistics.median(drains),
                 max_ms=max(latencies),
             )
@@ -451,14 +448,10 @@ async def dask_priority(ctx: Ctx) -> list[Record]:
                 )
                 continue
             out.append(
-                result(
+                latency_result(
                     ctx,
-                    f"N={n}",
-                    n=n,
-                    metric="latency_ms",
-                    value=statistics.median(latencies),
-                    unit="ms",
-                    runs=latencies,
+                    n,
+                    latencies,
                     trials=trials,
                 )
             )
