@@ -77,15 +77,6 @@ class ReadyQueue:
                     return record
         return None
 
-    def peek(self) -> Any:
-        """The record :meth:`pop` would return, left in place; None when empty."""
-        for heap in (self._critical, self._aged):
-            while heap and heap[0][2] is None:
-                heapq.heappop(heap)
-            if heap:
-                return heap[0][2]
-        return None
-
     def remove(self, record: Queueable) -> None:
         """Take a record out (lazily); it must be in this queue."""
         assert record.queue is self and record.entry is not None
@@ -98,7 +89,3 @@ class ReadyQueue:
         """Re-key a record after its priority changed."""
         self.remove(record)
         self.push(record)
-
-    def records(self) -> list[Any]:
-        """Every queued record, in no particular order."""
-        return [e[2] for heap in (self._critical, self._aged) for e in heap if e[2] is not None]
