@@ -200,7 +200,6 @@ class AdvancedAsyncProcessor:
             raise InvalidArgumentError(
                 f"overload_policy must be 'reject' or 'shed', got {overload_policy!r}"
             )
-        self.max_workers = max_workers
         self.queue_size = queue_size
         self.aging_interval = aging_interval
         self.overload_policy = overload_policy
@@ -554,8 +553,7 @@ class AdvancedAsyncProcessor:
         next parked record when there is room, so parked work never stalls.
         """
         limit = self._limits.get(record.type_name) if self._limits else None
-        now = time.monotonic()
-        if limit is not None and not limit.has_room(now):
+        if limit is not None and not limit.has_room(time.monotonic()):
             limit.parked.push(record)
             self._wake_limit(limit)
             return False
@@ -567,7 +565,7 @@ class AdvancedAsyncProcessor:
             record.holds_memory = True
             self._wake_memory()
         if limit is not None:
-            limit.acquire(now)
+            limit.acquire(time.monotonic())
             record.limit = limit
             self._wake_limit(limit)
         return True
