@@ -29,7 +29,6 @@ from async_processor import (
     InvalidArgumentError,
     InvalidTaskError,
     ProcessingTask,
-    ProcessingType,
     ProcessorNotRunningError,
     QueueFullError,
     TaskNotFoundError,
@@ -336,8 +335,6 @@ class TestAdvancedAsyncProcessor:
             await processor.submit_task(task)
         with pytest.raises(UnknownTaskTypeError, match=r"'mystery'.*register_processor"):
             await processor.submit_task(create_task("mystery"))
-        with pytest.raises(UnknownTaskTypeError, match="audio_transcription"):
-            await processor.submit_task(create_task(ProcessingType.AUDIO_TRANSCRIPTION))
         with pytest.raises(InvalidTaskError, match="ProcessingTask"):
             await processor.submit_task({"task_type": "noop"})  # type: ignore[arg-type]
         a = create_task("noop")

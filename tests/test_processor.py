@@ -1634,7 +1634,7 @@ def test_register_processor_rejects_non_callable_and_bad_type() -> None:
 
 
 async def test_unknown_task_type_lists_registered_types(make_processor: Factory) -> None:
-    p = await make_processor()
+    p = await make_processor(builtin_processors=False)
     p.register_processor("alpha", lambda task: 1)
     p.register_processor(ProcessingType.TEXT_ANALYSIS, lambda task: 2)
     task = create_task("gamma")
@@ -1646,11 +1646,11 @@ async def test_unknown_task_type_lists_registered_types(make_processor: Factory)
     assert "register_processor" in message
     with pytest.raises(TaskNotFoundError):
         await p.get_task_status(task.id)
-    with pytest.raises(UnknownTaskTypeError):
-        await p.submit_task(create_task(ProcessingType.AI_RESPONSE))
     good = create_task("alpha")
     with pytest.raises(UnknownTaskTypeError):
         await p.submit_tasks([good, create_task("gamma")])
+    with pytest.raises(UnknownTaskTypeError, match="ai_response"):
+        await p.submit_task(create_task(ProcessingType.AI_RESPONSE))
     with pytest.raises(TaskNotFoundError):
         await p.get_task_status(good.id)  # nothing of a refused batch is kept
 

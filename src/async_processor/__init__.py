@@ -13,10 +13,14 @@ from .errors import (
     DependencyNotFoundError,
     DuplicateTaskError,
     InvalidArgumentError,
+    InvalidInputError,
     InvalidTaskError,
     InvalidTransitionError,
+    MissingExtraError,
     NonRetryableError,
     ProcessorNotRunningError,
+    ProviderError,
+    ProviderRequestError,
     QueueFullError,
     TaskNotFoundError,
     UnknownTaskTypeError,
@@ -27,6 +31,7 @@ from .executors.base import Executor
 from .lifecycle import TaskStatus
 from .monitor import PerformanceMonitor
 from .processor import AdvancedAsyncProcessor, create_processor
+from .processors import ProviderSettings, Settings, SmtpSettings
 from .result import TaskResult
 from .retry import RetryPolicy
 from .signals import install_signal_handlers
@@ -43,15 +48,22 @@ __all__ = [
     "DuplicateTaskError",
     "Executor",
     "InvalidArgumentError",
+    "InvalidInputError",
     "InvalidTaskError",
     "InvalidTransitionError",
+    "MissingExtraError",
     "NonRetryableError",
     "PerformanceMonitor",
     "ProcessingTask",
     "ProcessingType",
     "ProcessorNotRunningError",
+    "ProviderError",
+    "ProviderRequestError",
+    "ProviderSettings",
     "QueueFullError",
     "RetryPolicy",
+    "Settings",
+    "SmtpSettings",
     "TaskManager",
     "TaskNotFoundError",
     "TaskPriority",

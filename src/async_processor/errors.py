@@ -13,6 +13,10 @@
     ├── QueueFullError                accepting the task would exceed queue_size
     ├── InvalidTransitionError        a lifecycle change the transition table forbids (a bug)
     ├── NonRetryableError             raised by a processor to fail at once, without retries
+    │   ├── InvalidInputError         a built-in processor's payload is wrong (bad audio, ...)
+    │   ├── MissingExtraError         a built-in processor needs an optional extra installed
+    │   └── ProviderRequestError      a provider refused the request (4xx, malformed reply)
+    ├── ProviderError                 a provider failed for now (429, 5xx, timeout): retried
     └── WorkerCrashedError            the worker process running a task died
 
 Each message says what was wrong and what to do about it.
@@ -26,10 +30,14 @@ __all__ = [
     "DependencyNotFoundError",
     "DuplicateTaskError",
     "InvalidArgumentError",
+    "InvalidInputError",
     "InvalidTaskError",
     "InvalidTransitionError",
+    "MissingExtraError",
     "NonRetryableError",
     "ProcessorNotRunningError",
+    "ProviderError",
+    "ProviderRequestError",
     "QueueFullError",
     "TaskNotFoundError",
     "UnknownTaskTypeError",
@@ -91,6 +99,25 @@ class InvalidTransitionError(AsyncProcessorError, RuntimeError):
 
 class NonRetryableError(AsyncProcessorError):
     """Raise this (or a subclass) from a processor to fail the task at once, without retries."""
+
+
+class InvalidInputError(NonRetryableError, ValueError):
+    """A built-in processor cannot use the task's payload: empty or corrupt audio, an image
+    over the size limit, an unknown database name, ... The message says what to change."""
+
+
+class MissingExtraError(NonRetryableError):
+    """A built-in processor needs an optional dependency; the message gives the pip command."""
+
+
+class ProviderRequestError(NonRetryableError):
+    """A provider API refused the request or answered with something unusable; retrying the
+    same request would not help."""
+
+
+class ProviderError(AsyncProcessorError):
+    """A provider API failed in a way that may pass (rate limit, server error, timeout, no
+    connection); the task is retried under its ``max_retries``."""
 
 
 class WorkerCrashedError(AsyncProcessorError):

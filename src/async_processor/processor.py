@@ -47,6 +47,8 @@ from .executors.thread import ThreadExecutor
 from .lifecycle import TaskStatus
 from .limits import MemoryBudget, TypeLimit, available_memory_mb
 from .monitor import PerformanceMonitor
+from .processors import Settings
+from .processors import builtin_processors as builtins_for
 from .ready_queue import ReadyQueue
 from .result import TaskResult
 from .retry import RetryPolicy
@@ -149,6 +151,11 @@ class AdvancedAsyncProcessor:
         health_min_success_rate: a lower success rate (percent) makes it "degraded".
         thread_executor, process_executor: replace the built-in executors (for example
             with a Dask-backed one); their ``capacity`` sets the lane's size.
+        builtin_processors: register the built-in processor of every task type but
+            ``CUSTOM`` (see :mod:`async_processor.processors`); ``register_processor``
+            replaces any of them.
+        settings: engines and providers of the built-in processors; None reads
+            :meth:`Settings.from_env`, which is offline unless configured.
     """
 
     def __init__(
@@ -172,6 +179,8 @@ class AdvancedAsyncProcessor:
         process_start_method: str = "forkserver",
         thread_executor: Executor | None = None,
         process_executor: Executor | None = None,
+        builtin_processors: bool = True,
+        settings: Settings | None = None,
     ) -> None:
         for name, value, low in (
             ("max_workers", max_workers, 1),
@@ -224,6 +233,10 @@ class AdvancedAsyncProcessor:
             if executor is not None and executor.capacity:
                 self._lanes[name] = _Lane(name, executor, executor.capacity, aging_interval)
         self._processors: dict[str, tuple[TaskProcessor, bool]] = {}
+        self.settings = settings if settings is not None else Settings.from_env()
+        if builtin_processors:
+            for task_type, func in builtins_for(self.settings).items():
+                self.register_processor(task_type, func)
         self._limits: dict[str, TypeLimit] = {}
         self._timers: dict[object, asyncio.TimerHandle] = {}
         self._state = _State.CREATED

@@ -1,0 +1,236 @@
+"""How the built-in processors are configured: engines, provider APIs, databases, mail.
+
+Nothing here is read from a task's payload: a task cannot switch a processor to a provider
+or point it at another server. ``Settings()`` is the offline default; ``Settings.from_env()``
+reads the environment variables listed on each field.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["ProviderSettings", "Settings", "SmtpSettings", "default_database_path"]
+
+PROVIDER_KINDS = ("openai", "anthropic", "hume", "http")
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One provider API.
+
+    ``kind`` is ``"openai"`` (also any OpenAI-compatible server: llama.cpp, vLLM, Ollama,
+    faster-whisper-server), ``"anthropic"``, ``"hume"`` or ``"http"`` (a plain JSON endpoint,
+    for SMS and push gateways). ``timeout`` bounds one HTTP request; the task's own timeout
+    bounds the whole call. ``max_retries`` is how often the client retries a 429 or 5xx
+    itself before the task fails with :class:`~async_processor.ProviderError`.
+    """
+
+    kind: str
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    timeout: float = 30.0
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in PROVIDER_KINDS:
+            raise InvalidArgumentError(
+                f"provider kind must be one of {', '.join(PROVIDER_KINDS)}, got {self.kind!r}"
+            )
+        if self.timeout <= 0:
+            raise InvalidArgumentError(f"provider timeout must be > 0 s, got {self.timeout!r}")
+        if self.max_retries < 0:
+            raise InvalidArgumentError(f"max_retries must be >= 0, got {self.max_retries!r}")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """An SMTP server for email notifications."""
+
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    sender: str = "teddy@localhost"
+    use_tls: bool = False
+    start_tls: bool | None = None
+    timeout: float = 10.0
+
+    @classmethod
+    def from_url(cls, url: str, sender: str | None = None) -> SmtpSettings:
+        """``smtp://user:password@host:port`` (``smtps://`` for TLS from the start)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise InvalidArgumentError(
+                f"an SMTP URL looks like smtp://user:password@host:587, got {url!r}"
+            )
+        tls = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if tls else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            sender=sender or cls.sender,
+            use_tls=tls,
+        )
+
+
+def default_database_path() -> Path:
+    """Where the ``default`` SQLite database lives unless configured otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "async-processor" / "default.sqlite3"
+
+
+def _default_databases() -> dict[str, str]:
+    return {"default": f"sqlite:///{default_database_path()}"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration of every built-in processor.
+
+    Attributes:
+        llm: the language model for ``AI_RESPONSE``; None means the offline retrieval
+            responder. Env: ``ASYNC_PROCESSOR_LLM`` = ``openai`` | ``anthropic``, with
+            ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` or ``ANTHROPIC_API_KEY``/
+            ``ANTHROPIC_BASE_URL``, and ``ASYNC_PROCESSOR_LLM_MODEL``.
+        speech_to_text: an OpenAI-compatible ``/v1/audio/transcriptions`` provider; None
+            means local Whisper (or pocketsphinx). Env: ``ASYNC_PROCESSOR_STT=openai``.
+        transcription_engine: ``"auto"`` (Whisper if installed, else pocketsphinx),
+            ``"whisper"`` or ``"pocketsphinx"``. Env: ``ASYNC_PROCESSOR_STT``.
+        whisper_model: a CTranslate2 model directory or a size name such as ``"base.en"``
+            (a name downloads from the Hugging Face hub); None is the bundled tiny.en.
+            Env: ``ASYNC_PROCESSOR_WHISPER_MODEL``.
+        emotion: a Hume provider for ``EMOTION_ANALYSIS``; None is local. Env:
+            ``HUME_API_KEY`` (and ``HUME_BASE_URL``).
+        images: an OpenAI-compatible images provider for ``IMAGE_GENERATION``; None draws a
+            procedural illustration. Env: ``ASYNC_PROCESSOR_IMAGES=openai``.
+        databases: name -> URL (``sqlite:///path`` or ``postgresql://...``) for
+            ``DATABASE_OPERATION``. Env: ``ASYNC_PROCESSOR_DATABASES="main=postgresql://..,
+            logs=sqlite:///logs.db"``; ``default`` is a SQLite file unless overridden.
+        statement_timeout: seconds one database statement may run.
+        smtp: the mail server for email notifications. Env: ``ASYNC_PROCESSOR_SMTP_URL``,
+            ``ASYNC_PROCESSOR_MAIL_FROM``.
+        webhook_secret: the HMAC-SHA256 key that signs webhook bodies. Env:
+            ``ASYNC_PROCESSOR_WEBHOOK_SECRET``.
+        sms, push: HTTP gateways for SMS and push notifications. Env:
+            ``ASYNC_PROCESSOR_SMS_URL`` and ``_SMS_TOKEN``, ``ASYNC_PROCESSOR_PUSH_URL`` and
+            ``_PUSH_TOKEN``.
+        max_audio_seconds: longer clips are refused rather than tying up a worker.
+        max_image_pixels: larger images (decompression bombs) are refused.
+    """
+
+    llm: ProviderSettings | None = None
+    speech_to_text: ProviderSettings | None = None
+    transcription_engine: str = "auto"
+    whisper_model: str | None = None
+    emotion: ProviderSettings | None = None
+    images: ProviderSettings | None = None
+    databases: Mapping[str, str] = field(default_factory=_default_databases)
+    statement_timeout: float = 10.0
+    smtp: SmtpSettings | None = None
+    webhook_secret: str | None = None
+    sms: ProviderSettings | None = None
+    push: ProviderSettings | None = None
+    max_audio_seconds: float = 120.0
+    max_image_pixels: int = 40_000_000
+
+    def __post_init__(self) -> None:
+        if self.transcription_engine not in ("auto", "whisper", "pocketsphinx"):
+            raise InvalidArgumentError(
+                "transcription_engine must be 'auto', 'whisper' or 'pocketsphinx', got "
+                f"{self.transcription_engine!r}"
+            )
+        for name in ("statement_timeout", "max_audio_seconds"):
+            if getattr(self, name) <= 0:
+                raise InvalidArgumentError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_image_pixels < 1:
+            raise InvalidArgumentError(
+                f"max_image_pixels must be >= 1, got {self.max_image_pixels!r}"
+            )
+        for name, url in self.databases.items():
+            if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+                raise InvalidArgumentError(
+                    f"database {name!r}: use sqlite:///path or postgresql://user@host/db, "
+                    f"got {url!r}"
+                )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from environment variables (see the attributes); unset means offline."""
+        env = os.environ if environ is None else environ
+        llm = _llm_from_env(env)
+        stt_choice = env.get("ASYNC_PROCESSOR_STT", "auto")
+        speech_to_text = None
+        if stt_choice == "openai":
+            speech_to_text = _openai_from_env(env, env.get("ASYNC_PROCESSOR_STT_MODEL"))
+            stt_choice = "auto"
+        emotion = None
+        if env.get("HUME_API_KEY"):
+            emotion = ProviderSettings(
+                "hume", env.get("HUME_BASE_URL", "https://api.hume.ai"), env["HUME_API_KEY"]
+            )
+        images = None
+        if env.get("ASYNC_PROCESSOR_IMAGES") == "openai":
+            images = _openai_from_env(env, env.get("ASYNC_PROCESSOR_IMAGE_MODEL"))
+        databases = _default_databases()
+        for item in filter(None, env.get("ASYNC_PROCESSOR_DATABASES", "").split(",")):
+            name, sep, url = item.partition("=")
+            if not sep or not name.strip():
+                raise InvalidArgumentError(
+                    f"ASYNC_PROCESSOR_DATABASES takes name=url pairs separated by commas, "
+                    f"got {item!r}"
+                )
+            databases[name.strip()] = url.strip()
+        smtp_url = env.get("ASYNC_PROCESSOR_SMTP_URL")
+        smtp = None
+        if smtp_url:
+            smtp = SmtpSettings.from_url(smtp_url, env.get("ASYNC_PROCESSOR_MAIL_FROM"))
+        return cls(
+            llm=llm,
+            speech_to_text=speech_to_text,
+            transcription_engine=stt_choice,
+            whisper_model=env.get("ASYNC_PROCESSOR_WHISPER_MODEL") or None,
+            emotion=emotion,
+            images=images,
+            databases=databases,
+            smtp=smtp,
+            webhook_secret=env.get("ASYNC_PROCESSOR_WEBHOOK_SECRET") or None,
+            sms=_http_from_env(env, "SMS"),
+            push=_http_from_env(env, "PUSH"),
+        )
+
+
+def _openai_from_env(env: Mapping[str, str], model: str | None) -> ProviderSettings:
+    return ProviderSettings(
+        "openai", env.get("OPENAI_BASE_URL"), env.get("OPENAI_API_KEY"), model or None
+    )
+
+
+def _llm_from_env(env: Mapping[str, str]) -> ProviderSettings | None:
+    choice = env.get("ASYNC_PROCESSOR_LLM", "offline")
+    model = env.get("ASYNC_PROCESSOR_LLM_MODEL") or None
+    if choice == "offline":
+        return None
+    if choice == "openai":
+        return _openai_from_env(env, model)
+    if choice == "anthropic":
+        return ProviderSettings(
+            "anthropic", env.get("ANTHROPIC_BASE_URL"), env.get("ANTHROPIC_API_KEY"), model
+        )
+    raise InvalidArgumentError(
+        f"ASYNC_PROCESSOR_LLM must be offline, openai or anthropic, got {choice!r}"
+    )
+
+
+def _http_from_env(env: Mapping[str, str], name: str) -> ProviderSettings | None:
+    url = env.get(f"ASYNC_PROCESSOR_{name}_URL")
+    if not url:
+        return None
+    return ProviderSettings("http", url, env.get(f"ASYNC_PROCESSOR_{name}_TOKEN") or None)
