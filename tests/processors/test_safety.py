@@ -288,3 +288,10 @@ def test_sentences_and_words() -> None:
     ]
     assert split_sentences("") == [] and split_sentences("...") == []
     assert word_count("Don't stop, well-known bear: 3 cats!") == 6
+
+
+def test_counting_in_words_is_not_a_phone_number() -> None:
+    reply = "Let's count! One, two, three, four, five, six, seven, eight, nine, ten!"
+    verdict = check_reply(reply, child_age=8)
+    assert verdict.passed, verdict.reasons
+    assert "personal_information" in scan_text("call five five five, two one eight, four four")

@@ -788,8 +788,9 @@ def _without_safe_phrases(text: str) -> str:
 
 def _digit_runs(text: str) -> Iterator[str]:
     """Digits said one by one ("five five five ...", "5 5 5 ...") as a digit string."""
-    names = "zero|oh|one|two|three|four|five|six|seven|eight|nine"
-    values = {n: str(i) for i, n in enumerate(names.split("|"))} | {"oh": "0"}
+    digits = "zero one two three four five six seven eight nine".split()
+    values = {name: str(value) for value, name in enumerate(digits)} | {"oh": "0"}
+    names = "|".join([*digits, "oh"])
     unit = rf"(?:{names}|\d)"
     for match in re.finditer(rf"(?<![a-z0-9]){unit}(?:[\s,.-]+{unit}){{6,}}(?![a-z0-9])", text):
         yield "".join(values.get(part, part) for part in re.findall(rf"{names}|\d", match.group()))
