@@ -788,7 +788,7 @@ def _without_safe_phrases(text: str) -> str:
 
 def _digit_runs(text: str) -> Iterator[str]:
     """Digits said one by one ("five five five ...", "5 5 5 ...") as a digit string."""
-    digits = "zero one two three four five six seven eight nine".split()
+    digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     values = {name: str(value) for value, name in enumerate(digits)} | {"oh": "0"}
     names = "|".join([*digits, "oh"])
     unit = rf"(?:{names}|\d)"
