@@ -1,0 +1,793 @@
+"""AI_RESPONSE: the teddy bear's reply to what a child said.
+
+Offline (``Settings.llm`` is None) a retrieval responder answers from a curated bank
+(:mod:`.reply_bank`): the child's words are matched to an intent by all-MiniLM-L6-v2 cosine
+similarity (``engine: "embedding-retrieval"``) or, without the embedding model, by shared
+keywords (``"keyword-retrieval"``); a reply is picked deterministically per session and turn
+and shaped by the child's emotion and age. Below the match threshold the bear keeps the
+conversation going: it echoes the child's words and asks a gentle open question.
+
+With ``Settings.llm`` the reply comes from an OpenAI-compatible chat API or Anthropic
+Messages, streamed, through the official SDKs. The provider and the model name come only from
+the settings: a payload's ``model`` is recorded as ``requested_model`` and changes nothing.
+
+Every reply, offline or not, passes :func:`.safety.check_reply`, which may shorten it or
+replace it with a safe one; ``safety`` in the result records what it did.
+
+Payload: ``prompt`` or ``prompt_template`` (a ``str.format_map`` template over ``context``
+and the dependencies' results, or the name of a built-in template such as
+``"child_interaction"``), ``context`` (``child_age``, ``emotion``, ``session_id``, ``turn``,
+``child_name``), ``model``, ``max_tokens``. Without a prompt, or when the prompt is an
+instruction ("Generate response based on emotion"), the reply answers the ``text`` of the
+dependencies (a transcription), shaped by their ``emotion``.
+
+Result: ``response``, ``model``, ``provider`` (``offline``, ``openai`` or ``anthropic``),
+``safety``, ``engine``, and beyond the contract: ``input_text`` (the words answered),
+``emotion``, ``child_age``, ``requested_model``; offline also ``intent``, ``similarity`` and
+``input_flags`` (safety flags in the child's words); providers also ``usage``
+(``input_tokens``, ``output_tokens``) and ``stop_reason``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import os
+import re
+import string
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from math import log
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError, ProviderError, ProviderRequestError
+from ..task import ProcessingTask
+from . import embeddings, extras, inputs, safety
+from .reply_bank import CLARIFY, EMOTION_OPENERS, INTENTS, REFLECT, YOUNG_AGE, Intent
+from .settings import ProviderSettings, Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "EMBEDDING_THRESHOLD",
+    "KEYWORD_THRESHOLD",
+    "NAMED_TEMPLATES",
+    "NEAREST",
+    "OfflineReply",
+    "offline_reply",
+    "process",
+]
+
+#: Cosine similarity under which no intent fits and the bear asks to hear more.
+EMBEDDING_THRESHOLD = 0.33
+#: How many of an intent's examples nearest to the child's words make its score.
+NEAREST = 3
+#: Share of the child's (idf-weighted) content words an intent must cover without embeddings.
+KEYWORD_THRESHOLD = 0.3
+#: The model used when ``ProviderSettings.model`` is not set.
+DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
+#: ``prompt_template`` may name one of these instead of spelling out a template.
+NAMED_TEMPLATES = {
+    "child_interaction": 'The child said: "{text}"',
+    "child_said": 'The child said: "{text}"',
+}
+#: The longest ``max_tokens`` a payload may ask for.
+MAX_TOKENS_LIMIT = 4096
+#: The longest prompt (after filling a template) a payload may give, in characters.
+MAX_PROMPT_CHARS = 8000
+#: Provider replies default to this many tokens (a teddy's answer is short).
+DEFAULT_MAX_TOKENS = 200
+
+_EMOTION_WORDS = {
+    "joy": "happy",
+    "joyful": "happy",
+    "excited": "happy",
+    "sadness": "sad",
+    "anger": "angry",
+    "mad": "angry",
+    "fear": "scared",
+    "afraid": "scared",
+    "fearful": "scared",
+    "surprise": "surprised",
+    "calm": "neutral",
+}
+# Words a child's sentence almost always has; without any, the input is not echoed back.
+# fmt: off
+_COMMON_WORDS = frozenset((
+    "i", "me", "my", "we", "our", "you", "your", "he", "she", "it", "they", "the", "a", "an", "is",
+    "am", "are", "was", "were", "to", "and", "of", "in", "on", "at", "with", "for", "have", "has",
+    "had", "do", "did", "can", "like", "want", "went", "go", "got", "see", "saw", "this", "that",
+    "there", "what", "today", "mom", "dad",
+))
+# Words the keyword matcher ignores.
+_STOPWORDS = frozenset((
+    "a", "an", "the", "i", "me", "my", "we", "our", "you", "your", "it", "is", "am", "are", "was",
+    "be", "to", "of", "in", "on", "at", "for", "and", "or", "with", "do", "does", "did", "can",
+    "could", "will", "would", "please", "some", "any", "this", "that", "there", "so", "just",
+    "really", "very", "im", "its", "dont", "teddy",
+))
+# fmt: on
+_INSTRUCTION = re.compile(
+    r"\b(generate|respond|reply|response|answer|based on|transcri\w*|emotion)\b", re.IGNORECASE
+)
+_QUOTED = re.compile(r"[\"\u201c]([^\"\u201d]+)[\"\u201d]")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_SPOKEN_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?|\d+")
+_NAME = re.compile(r"[^\W\d_][\w' -]{0,29}")
+_SWAPS = {
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "mine": "yours",
+    "myself": "yourself",
+    "am": "are",
+    "i'm": "you're",
+    "i've": "you've",
+    "i'll": "you'll",
+    "you": "me",
+    "your": "my",
+    "yours": "mine",
+    "you're": "I'm",
+}
+_FALLBACK = "fallback"
+_ADDRESS = re.compile(r"\b(?:teddy bear|teddy|mr\.? bear)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A task's inputs, checked."""
+
+    input_text: str
+    user_message: str
+    instruction: str | None
+    child_age: int | None
+    emotion: str | None
+    child_name: str | None
+    session: str
+    max_tokens: int | None
+    requested_model: str | None
+
+
+@dataclass(frozen=True)
+class OfflineReply:
+    """What the retrieval responder chose, before the safety check."""
+
+    text: str
+    intent: str
+    similarity: float
+    engine: str
+    input_flags: tuple[str, ...]
+
+
+async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
+    """Reply to the child: offline retrieval, or the configured LLM provider.
+
+    Raises:
+        InvalidInputError: the payload is wrong (see the module docstring).
+        ProviderError: the provider failed for now (429, 5xx, timeout, no connection).
+        ProviderRequestError: the provider refused the request or answered nonsense.
+        MissingExtraError: the ``nlp`` or ``ai`` extra is not installed.
+    """
+    request = _parse(task)
+    if settings.llm is None:
+        return await asyncio.to_thread(_offline_result, request)
+    return await _provider_result(request, settings.llm)
+
+
+# -- inputs ------------------------------------------------------------------------------------
+
+
+def _parse(task: ProcessingTask) -> _Request:
+    payload = task.payload
+    context = payload.get("context")
+    if context is None:
+        context = {}
+    if not isinstance(context, Mapping):
+        raise InvalidInputError(
+            f"payload['context'] must be a dict such as {{'child_age': 5, 'emotion': 'happy'}}, "
+            f"got {type(context).__name__}"
+        )
+    prompt = _optional_str(payload, "prompt")
+    template = _optional_str(payload, "prompt_template")
+    if prompt is not None and template is not None:
+        raise InvalidInputError("give payload['prompt'] or payload['prompt_template'], not both")
+    dependency_text = inputs.optional_text(task, "text")
+    if dependency_text is not None and not dependency_text.strip():
+        dependency_text = None
+    instruction = None
+    if template is not None:
+        prompt = _fill_template(task, template, context)
+        input_text = _quoted(prompt) or prompt
+        user_message = prompt
+    elif prompt is None:
+        if dependency_text is None:
+            raise InvalidInputError(
+                "ai_response needs payload['prompt'] or payload['prompt_template'] (a "
+                "non-empty string), or a dependency whose result has 'text' (a transcription)"
+            )
+        input_text = dependency_text
+        user_message = f'The child said: "{dependency_text}"'
+    elif dependency_text is not None and _quoted(prompt) is None and _INSTRUCTION.search(prompt):
+        input_text = dependency_text
+        user_message = f'The child said: "{dependency_text}"'
+        instruction = prompt
+    else:
+        input_text = _quoted(prompt) or prompt
+        user_message = prompt
+    if len(user_message) > MAX_PROMPT_CHARS:
+        raise InvalidInputError(
+            f"the prompt has {len(user_message)} characters; at most {MAX_PROMPT_CHARS} are "
+            "accepted (a child's turn is short)"
+        )
+    session = context.get("session_id", payload.get("session_id", ""))
+    return _Request(
+        input_text=input_text.strip(),
+        user_message=user_message,
+        instruction=instruction,
+        child_age=_child_age(context.get("child_age")),
+        emotion=_emotion(task, context),
+        child_name=_child_name(context.get("child_name")),
+        session=f"{session}|{context.get('turn', '')}",
+        max_tokens=_max_tokens(payload.get("max_tokens")),
+        requested_model=_optional_str(payload, "model"),
+    )
+
+
+def _optional_str(payload: Mapping[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(
+            f"payload[{key!r}] must be a non-empty string, got {type(value).__name__} {value!r:.40}"
+        )
+    return value
+
+
+def _quoted(prompt: str) -> str | None:
+    """The child's words when the prompt quotes them (``Child said: "I am happy"``)."""
+    match = _QUOTED.search(prompt)
+    if match is None:
+        return None
+    return match.group(1).strip() or None
+
+
+def _fill_template(task: ProcessingTask, template: str, context: Mapping[str, Any]) -> str:
+    """``template`` (or the named one) filled from the context and the dependencies."""
+    template = NAMED_TEMPLATES.get(template, template)
+    values: dict[str, Any] = {}
+    for dependency in reversed(list(task.depends_on)):  # the first dependency wins
+        result = task.dependency_results.get(dependency)
+        if isinstance(result, Mapping):
+            values.update(result)
+    values.update({k: v for k, v in task.payload.items() if k not in ("prompt_template",)})
+    values.update(context)
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"payload['prompt_template'] is not a valid template: {exc}"
+        ) from exc
+    roots = [re.split(r"[.\[]", name, maxsplit=1)[0] for name in fields]
+    if any(not root or root.isdigit() for root in roots):
+        raise InvalidInputError(
+            "payload['prompt_template'] must use named fields such as {text} or {child_age}, "
+            "not positional ones like {} or {0}"
+        )
+    missing = sorted({root for root in roots if values.get(root) is None})
+    if missing:
+        raise InvalidInputError(
+            f"payload['prompt_template'] needs {', '.join(missing)}, which neither "
+            f"payload['context'] nor a dependency's result provides (available: "
+            f"{', '.join(sorted(k for k, v in values.items() if v is not None)) or 'none'})"
+        )
+    try:
+        filled = template.format_map(values)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"payload['prompt_template'] could not be filled: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not filled.strip():
+        raise InvalidInputError("payload['prompt_template'] produced an empty prompt")
+    return filled
+
+
+def _child_age(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 18:
+        raise InvalidInputError(
+            f"context['child_age'] must be a whole number of years from 0 to 18, got {value!r}"
+        )
+    return value
+
+
+def _emotion(task: ProcessingTask, context: Mapping[str, Any]) -> str | None:
+    value = context.get("emotion")
+    if value is None:
+        value = inputs.get_input(task, "emotion")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"the emotion must be a string such as 'happy' or 'sad', got {type(value).__name__}"
+        )
+    label = value.strip().lower()
+    return _EMOTION_WORDS.get(label, label) or None
+
+
+def _child_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(
+            f"context['child_name'] must be a string, got {type(value).__name__}"
+        )
+    name = value.strip()
+    return name if _NAME.fullmatch(name) else None
+
+
+def _max_tokens(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TOKENS_LIMIT:
+        raise InvalidInputError(
+            f"payload['max_tokens'] must be a whole number from 1 to {MAX_TOKENS_LIMIT}, "
+            f"got {value!r}"
+        )
+    return value
+
+
+# -- the offline responder ---------------------------------------------------------------------
+
+
+def offline_reply(
+    text: str,
+    *,
+    child_age: int | None = None,
+    emotion: str | None = None,
+    child_name: str | None = None,
+    session: str = "",
+    max_tokens: int | None = None,
+    use_embeddings: bool | None = None,
+) -> OfflineReply:
+    """The retrieval responder's reply to ``text`` (before the safety check).
+
+    ``use_embeddings`` None uses the embedding model when it is installed; False forces the
+    keyword matcher. CPU-bound (one sentence embedding): call it from a worker thread.
+    """
+    if use_embeddings is None:
+        use_embeddings = embeddings.model_available()
+    flags = tuple(safety.scan_text(text))
+    if use_embeddings:
+        intent, similarity = _embedding_match(text)
+        engine = "embedding-retrieval"
+    else:
+        intent, similarity = _keyword_match(text)
+        engine = "keyword-retrieval"
+    concerns = safety.check_child_message(text)
+    if any(concern != "personal_information" for concern in concerns):
+        intent = _INTENTS_BY_NAME["danger"]
+    elif concerns:
+        intent = _INTENTS_BY_NAME["privacy"]
+    max_sentences, max_words = safety.length_limit(child_age)
+    if max_tokens is not None:
+        max_words = min(max_words, max(1, int(max_tokens * 0.75)))
+    seed = _seed(session, text)
+    if intent is None:
+        reply = _fit(_fallback(text, flags, seed), max_sentences, max_words)
+    elif intent.reflect and _echoable(text, flags):
+        reply = _fit(_reflect(text, seed), max_sentences, max_words)
+    else:
+        reply = _compose(intent, child_age, emotion, child_name, seed, max_sentences, max_words)
+    name = intent.name if intent is not None else _FALLBACK
+    return OfflineReply(reply, name, round(similarity, 4), engine, flags)
+
+
+def _offline_result(request: _Request) -> dict[str, Any]:
+    chosen = offline_reply(
+        request.input_text,
+        child_age=request.child_age,
+        emotion=request.emotion,
+        child_name=request.child_name,
+        session=request.session,
+        max_tokens=request.max_tokens,
+    )
+    verdict = safety.check_reply(
+        chosen.text, request.child_age, request.emotion, child_message=request.input_text
+    )
+    matcher = "all-MiniLM-L6-v2" if chosen.engine == "embedding-retrieval" else "keywords"
+    return {
+        "response": verdict.text,
+        "model": f"teddy-reply-bank/{matcher}",
+        "provider": "offline",
+        "engine": chosen.engine,
+        "safety": verdict.to_dict(),
+        "intent": chosen.intent,
+        "similarity": chosen.similarity,
+        "input_flags": list(chosen.input_flags),
+        "input_text": request.input_text,
+        "emotion": request.emotion,
+        "child_age": request.child_age,
+        "requested_model": request.requested_model,
+    }
+
+
+_INTENTS_BY_NAME = {intent.name: intent for intent in INTENTS}
+
+
+@dataclass(frozen=True)
+class _EmbeddingIndex:
+    vectors: npt.NDArray[np.float32]  # one L2-normalised row per example utterance
+    rows: tuple[npt.NDArray[np.intp], ...]  # per intent (INTENTS order), its rows
+
+
+_index_lock = threading.Lock()
+_index: _EmbeddingIndex | None = None
+
+
+def _without_address(text: str) -> str:
+    """``text`` without the words that name the bear ("hi teddy" -> "hi"): they say who is
+    spoken to, not what about, and would pull every sentence towards examples that have them.
+    """
+    stripped = _ADDRESS.sub(" ", text)
+    stripped = re.sub(r"\s+([,.!?])", r"\1", stripped).strip(" ,")
+    return stripped if re.search(r"[^\W\d_]", stripped) else text
+
+
+def _embedding_index() -> _EmbeddingIndex:
+    """The example utterances embedded once per process (the first caller builds it)."""
+    global _index
+    if _index is None:
+        with _index_lock:
+            if _index is None:
+                np = extras.require("numpy", "nlp", "The AI responder's intent index")
+                examples = [_without_address(e) for intent in INTENTS for e in intent.examples]
+                owners = np.array([i for i, intent in enumerate(INTENTS) for _ in intent.examples])
+                rows = tuple(np.flatnonzero(owners == i) for i in range(len(INTENTS)))
+                _index = _EmbeddingIndex(embeddings.encode(examples), rows)
+    return _index
+
+
+def _embedding_match(text: str) -> tuple[Intent | None, float]:
+    """The intent whose closest examples are nearest, by cosine similarity.
+
+    An intent's score is the mean of its :data:`NEAREST` highest similarities: one
+    look-alike example (``"how do you spell cat"`` for ``"my cat is called Fluffy"``) does not
+    win on its own.
+    """
+    index = _embedding_index()
+    similarities = index.vectors @ embeddings.encode([_without_address(text)])[0]
+    scores = [
+        float(similarities[rows][similarities[rows].argsort()[-NEAREST:]].mean())
+        for rows in index.rows
+    ]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    return (INTENTS[best] if scores[best] >= EMBEDDING_THRESHOLD else None), scores[best]
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case content words, apostrophes dropped, a plural ``s`` stripped."""
+    words = []
+    for word in _WORD.findall(text.lower()):
+        word = word.replace("'", "")
+        if word in _STOPWORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        words.append(word)
+    return words
+
+
+@dataclass(frozen=True)
+class _KeywordIndex:
+    vocabularies: tuple[frozenset[str], ...]  # per intent, in INTENTS order
+    idf: Mapping[str, float]
+
+
+def _build_keyword_index() -> _KeywordIndex:
+    vocabularies = tuple(
+        frozenset(_words(" ".join(intent.examples + intent.keywords))) for intent in INTENTS
+    )
+    counts: dict[str, int] = {}
+    for vocabulary in vocabularies:
+        for word in vocabulary:
+            counts[word] = counts.get(word, 0) + 1
+    idf = {word: log(1 + len(INTENTS) / count) for word, count in counts.items()}
+    return _KeywordIndex(vocabularies, idf)
+
+
+_KEYWORDS = _build_keyword_index()
+
+
+def _keyword_match(text: str) -> tuple[Intent | None, float]:
+    """The intent sharing the largest idf-weighted share of the child's content words."""
+    words = set(_words(text))
+    # A word no intent knows still counts, as much as the rarest known word.
+    unknown = max(_KEYWORDS.idf.values())
+    total = sum(_KEYWORDS.idf.get(word, unknown) for word in words)
+    if not total:
+        return None, 0.0
+    scores = [
+        sum(_KEYWORDS.idf[word] for word in words & vocabulary) / total
+        for vocabulary in _KEYWORDS.vocabularies
+    ]
+    best = max(range(len(scores)), key=scores.__getitem__)
+    score = scores[best]
+    return (INTENTS[best] if score >= KEYWORD_THRESHOLD else None), score
+
+
+def _seed(session: str, text: str) -> int:
+    """A stable number for this session, turn and utterance (no randomness)."""
+    normalised = " ".join(_WORD.findall(text.lower()))
+    return int.from_bytes(hashlib.sha256(f"{session}\x00{normalised}".encode()).digest()[:8])
+
+
+def _compose(
+    intent: Intent,
+    age: int | None,
+    emotion: str | None,
+    name: str | None,
+    seed: int,
+    max_sentences: int,
+    max_words: int,
+) -> str:
+    """A reply of ``intent`` for this age, within the length limits, after an emotion opener
+    when the opener and the reply's first sentence fit together."""
+    young = age is not None and age <= YOUNG_AGE
+    pool = intent.young if young and intent.young else intent.replies
+    reply = pool[seed % len(pool)].replace("{name}", name or "friend")
+    openers = EMOTION_OPENERS.get(emotion or "")
+    if openers and emotion not in intent.addresses:
+        opener = openers[(seed >> 16) % len(openers)]
+        first = safety.split_sentences(reply)[0]
+        if _fits(f"{opener} {first}", max_sentences, max_words):
+            reply = f"{opener} {reply}"
+    return _fit(reply, max_sentences, max_words)
+
+
+def _echoable(text: str, flags: Sequence[str]) -> bool:
+    """Whether the child's words may be said back: real words, nothing unsafe."""
+    return not flags and bool(_COMMON_WORDS.intersection(_WORD.findall(text.lower())))
+
+
+def _reflect(text: str, seed: int) -> str:
+    """The child's words seen from the bear's side ("my dog" -> "your dog"), as a question."""
+    words = []
+    for index, word in enumerate(_SPOKEN_WORD.findall(text)[:12]):
+        lower = word.lower()
+        if lower in _SWAPS:
+            word = _SWAPS[lower]
+        elif index == 0 and lower in _COMMON_WORDS:
+            word = lower  # the start of the child's sentence, not a name
+        words.append(word)
+    reply = REFLECT[seed % len(REFLECT)].format(echo=" ".join(words))
+    return reply[0].upper() + reply[1:]
+
+
+def _fallback(text: str, flags: Sequence[str], seed: int) -> str:
+    if _echoable(text, flags):
+        return _reflect(text, seed)
+    return CLARIFY[seed % len(CLARIFY)]
+
+
+def _fits(text: str, max_sentences: int, max_words: int) -> bool:
+    return len(safety.split_sentences(text)) <= max_sentences and (
+        safety.word_count(text) <= max_words
+    )
+
+
+def _fit(reply: str, max_sentences: int, max_words: int) -> str:
+    """The first whole sentences of ``reply`` within the limits (at least the first, cut)."""
+    kept: list[str] = []
+    for sentence in safety.split_sentences(reply)[:max_sentences]:
+        if not _fits(" ".join([*kept, sentence]), max_sentences, max_words):
+            break
+        kept.append(sentence)
+    if kept:
+        return " ".join(kept)
+    return " ".join(reply.split()[:max_words]).rstrip(",;:") + "..."
+
+
+# -- providers ---------------------------------------------------------------------------------
+
+
+def _system_prompt(request: _Request) -> str:
+    who = "a young child"
+    if request.child_age is not None:
+        who = f"a child aged {request.child_age}"
+    lines = [
+        f"You are Teddy, a warm and gentle teddy bear talking with {who}.",
+        "Answer in two to four short, simple sentences a small child understands.",
+        "Be kind, playful and encouraging. Never be scary, violent, rude or grown-up.",
+        "Never ask for or repeat personal information: no full names, addresses, schools, "
+        "phone numbers, passwords or photos.",
+        "Never suggest meeting anyone, keeping secrets from parents, or going anywhere.",
+        "If the child may be hurt, sick, in danger or very upset, kindly tell them to talk "
+        "to a trusted grown-up, such as a parent or teacher, right away.",
+        "You are a toy, not a person; say so if asked.",
+    ]
+    if request.emotion and request.emotion != "neutral":
+        lines.append(f"The child sounds {request.emotion}; respond to that feeling first.")
+    if request.instruction:
+        lines.append(f"The app asks: {request.instruction}")
+    return "\n".join(lines)
+
+
+def _transient(status: int) -> bool:
+    return status in (408, 409, 429) or status >= 500
+
+
+#: Error types, in an error event inside a stream, that may pass if the request is retried.
+_TRANSIENT_ERRORS = frozenset(
+    {"api_error", "overloaded_error", "rate_limit_error", "server_error", "timeout_error"}
+)
+
+
+def _stream_error(provider: str, exc: Exception) -> ProviderError | ProviderRequestError:
+    """The error for an error event that arrived inside a stream."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, Mapping) else None
+    kind = str(error.get("type", "")) if isinstance(error, Mapping) else ""
+    message = f"{provider} reported an error mid-stream ({kind or 'unknown type'}): {exc}"
+    if kind in _TRANSIENT_ERRORS:
+        return ProviderError(message)
+    return ProviderRequestError(message)
+
+
+async def _provider_result(request: _Request, config: ProviderSettings) -> dict[str, Any]:
+    if config.kind not in DEFAULT_MODELS:
+        raise ProviderRequestError(
+            f"AI_RESPONSE supports the openai and anthropic providers, not {config.kind!r}; "
+            "set ASYNC_PROCESSOR_LLM=openai (also for OpenAI-compatible servers) or anthropic"
+        )
+    key_variable = f"{config.kind.upper()}_API_KEY"
+    if _api_key(config) is None and not os.environ.get(key_variable):
+        raise ProviderRequestError(
+            f"the {config.kind} provider needs an API key: set {key_variable} (or "
+            "ProviderSettings.api_key), or a base_url for a server that needs none"
+        )
+    model = config.model or DEFAULT_MODELS[config.kind]
+    max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+    call = _openai_chat if config.kind == "openai" else _anthropic_messages
+    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
+    try:
+        reply = await call(sdk, config, model, _system_prompt(request), request, max_tokens)
+    except sdk.APIStatusError as exc:
+        if exc.status_code < 400:  # an error event inside a stream that began with 200
+            raise _stream_error(config.kind, exc) from exc
+        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
+        raise kind(f"{config.kind} answered HTTP {exc.status_code}: {exc.message}") from exc
+    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
+        raise ProviderError(
+            f"{config.kind} could not be reached at {config.base_url or 'its default URL'}: {exc}"
+        ) from exc
+    except sdk.APIError as exc:  # an error event inside the stream, without a status
+        raise _stream_error(config.kind, exc) from exc
+    except Exception as exc:  # a malformed stream: bad JSON, missing fields
+        raise ProviderRequestError(
+            f"{config.kind} sent a malformed response: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not reply.text.strip():
+        raise ProviderRequestError(
+            f"{config.kind} returned an empty reply (model {reply.model!r}); check that the "
+            "server streams chat completions"
+        )
+    verdict = await asyncio.to_thread(
+        functools.partial(safety.check_reply, child_message=request.input_text),
+        reply.text.strip(),
+        request.child_age,
+        request.emotion,
+    )
+    return {
+        "response": verdict.text,
+        "model": reply.model,
+        "provider": config.kind,
+        "engine": f"{config.kind}-{'chat' if config.kind == 'openai' else 'messages'}-stream",
+        "safety": verdict.to_dict(),
+        "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+        "stop_reason": reply.stop_reason,
+        "input_text": request.input_text,
+        "emotion": request.emotion,
+        "child_age": request.child_age,
+        "requested_model": request.requested_model,
+    }
+
+
+@dataclass
+class _Streamed:
+    model: str
+    text: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    stop_reason: str | None = None
+
+
+def _api_key(config: ProviderSettings) -> str | None:
+    # A self-hosted OpenAI-compatible server usually needs no key, but the SDK insists.
+    return config.api_key or ("unused" if config.base_url else None)
+
+
+async def _openai_chat(
+    sdk: Any,
+    config: ProviderSettings,
+    model: str,
+    system: str,
+    request: _Request,
+    max_tokens: int,
+) -> _Streamed:
+    client = sdk.AsyncOpenAI(
+        api_key=_api_key(config),
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+    )
+    reply = _Streamed(model)
+    parts: list[str] = []
+    async with client:
+        stream = await client.chat.completions.create(
+            model=model,
+            messages=[
+                {"role": "system", "content": system},
+                {"role": "user", "content": request.user_message},
+            ],
+            max_tokens=max_tokens,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async with stream:
+            async for chunk in stream:
+                reply.model = chunk.model or reply.model
+                if chunk.usage is not None:
+                    reply.input_tokens = chunk.usage.prompt_tokens
+                    reply.output_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices:
+                    if choice.delta is not None and choice.delta.content:
+                        parts.append(choice.delta.content)
+                    if choice.finish_reason:
+                        reply.stop_reason = choice.finish_reason
+    reply.text = "".join(parts)
+    return reply
+
+
+async def _anthropic_messages(
+    sdk: Any,
+    config: ProviderSettings,
+    model: str,
+    system: str,
+    request: _Request,
+    max_tokens: int,
+) -> _Streamed:
+    client = sdk.AsyncAnthropic(
+        api_key=_api_key(config),
+        base_url=config.base_url,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+    )
+    reply = _Streamed(model)
+    parts: list[str] = []
+    async with client:
+        stream = await client.messages.create(
+            model=model,
+            max_tokens=max_tokens,
+            system=system,
+            messages=[{"role": "user", "content": request.user_message}],
+            stream=True,
+        )
+        async with stream:
+            async for event in stream:
+                if event.type == "message_start":
+                    reply.model = event.message.model or reply.model
+                    reply.input_tokens = event.message.usage.input_tokens
+                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    parts.append(event.delta.text)
+                elif event.type == "message_delta":
+                    reply.output_tokens = event.usage.output_tokens
+                    reply.stop_reason = event.delta.stop_reason
+    reply.text = "".join(parts)
+    return reply
