@@ -1,0 +1,140 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+
+from ..lifecycle import TaskStatus
+
+__all__ = [
+    "BatchSubmission",
+    "BatchSubmitted",
+    "Cancelled",
+    "ErrorBody",
+    "Graph",
+    "Health",
+    "Submitted",
+    "TaskFields",
+    "TaskPage",
+    "TaskSubmission",
+    "TaskView",
+]
+
+TaskId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+]
+PriorityName = Literal[
+    "critical", "high", "normal", "low", "batch", "CRITICAL", "HIGH", "NORMAL", "LOW", "BATCH"
+]
+Priority = Annotated[StrictInt, Field(ge=1, le=5)] | PriorityName
+Seconds = Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)]
+
+
+class TaskFields(BaseModel):
+    """One task. Bytes in ``payload`` travel as ``{"$bytes": "<base64>"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task_type: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="a ProcessingType value or the name of a registered processor"
+    )
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: Priority = Field("normal", description="critical/high/normal/low/batch or 1-5")
+    timeout: Seconds | None = Field(None, description="seconds per attempt")
+    max_retries: Annotated[StrictInt, Field(ge=0, le=100)] = 0
+    depends_on: list[TaskId] = Field(default_factory=list, max_length=1000)
+    tags: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=100
+    )
+    deadline: Annotated[float, Field(allow_inf_nan=False)] | AwareDatetime | None = Field(
+        None, description="Unix seconds, or an ISO 8601 time with a timezone"
+    )
+    allow_failure: bool = False
+    cpu_intensive: bool = False
+    io_bound: bool = False
+    memory_intensive: bool = False
+    id: TaskId | None = Field(None, description="a client-chosen id (default: generated)")
+
+
+class TaskSubmission(TaskFields):
+    """``POST /tasks``: a task, and an optional idempotency key."""
+
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        None, description="same key and body: the same id again; another body: 409"
+    )
+
+
+class BatchSubmission(BaseModel):
+    """``POST /tasks/batch``: tasks accepted together or not at all, in any order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[TaskFields] = Field(min_length=1, max_length=1000)
+    idempotency_key: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+class Submitted(BaseModel):
+    id: str
+    status: TaskStatus
+
+
+class BatchSubmitted(BaseModel):
+    ids: list[str]
+
+
+class TaskView(BaseModel):
+    """A task: the ``TaskResult`` fields, with ``status`` as its value."""
+
+    task_id: str
+    status: TaskStatus
+    result: Any = None
+    error: str | None = None
+    execution_time: float
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    attempts: int
+    worker_id: str | None = None
+    task_type: str
+    priority: int
+    tags: list[str]
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskView]
+    next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page")
+
+
+class Cancelled(BaseModel):
+    task_id: str
+    cancelled: bool
+    status: TaskStatus
+    cancelled_dependents: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    reason: str | None = None
+    metrics: dict[str, Any] | None = Field(None, description="only for an authenticated caller")
+
+
+class GraphNode(BaseModel):
+    id: str
+    task_type: str
+    status: str
+    priority: int
+
+
+class Graph(BaseModel):
+    nodes: list[GraphNode]
+    edges: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(
+        description="[dependency, dependent] pairs"
+    )
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="a stable code, e.g. task_not_found")
+    detail: str = Field(description="what was wrong and what to do")
+    errors: list[dict[str, Any]] | None = None

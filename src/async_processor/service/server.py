@@ -1,0 +1,100 @@
+"""``serve(config)``: the API on uvicorn, with a graceful stop on SIGTERM or SIGINT.
+
+On the first signal the server stops accepting connections, ends the event streams, lets
+requests in flight finish, drains the processor (queued and running tasks finish within
+``shutdown_timeout``), and returns, so the process exits 0. A second signal stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+import uvicorn
+
+from ..errors import AsyncProcessorError
+from ..processor import AdvancedAsyncProcessor
+from .app import ServiceState, build_processor, create_app
+from .config import ServiceConfig
+
+__all__ = ["ServiceStartError", "serve"]
+
+logger = logging.getLogger("async_processor.service")
+
+
+class ServiceStartError(AsyncProcessorError):
+    """The server could not start (the log says why: port in use, startup failed, ...)."""
+
+
+class _GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, state: ServiceState) -> None:
+        super().__init__(config)
+        self._state = state
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Like uvicorn's, but does not re-raise the signal afterwards: a clean stop exits 0."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:
+            logger.warning("second %s: stopping now", signal.Signals(sig).name)
+            self.force_exit = True
+        else:
+            logger.warning("received %s: draining, then exiting", signal.Signals(sig).name)
+            self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._state.close_streams()
+        await super().shutdown(sockets)
+
+
+def serve(config: ServiceConfig, processor: AdvancedAsyncProcessor | None = None) -> None:
+    """Run the service until SIGTERM/SIGINT, then drain and return.
+
+    ``processor`` (not started) replaces the one ``config`` describes; either way this
+    function starts it and shuts it down.
+
+    Raises:
+        ConfigError: the configuration is wrong (no tokens, a processor that cannot load).
+        ServiceStartError: the server did not start (port in use, ...).
+    """
+    config.require_tokens()
+    if processor is None:
+        processor = build_processor(config)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+    app = create_app(processor, config, manage_processor=True)
+    server = _GracefulServer(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            access_log=False,  # the service logs requests itself, with the token's name
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=max(1, round(config.shutdown_timeout)),
+        ),
+        app.state.service,
+    )
+    server.run()
+    if not server.started:
+        raise ServiceStartError(
+            f"the service did not start on {config.host}:{config.port}; see the log above"
+        )
