@@ -78,7 +78,7 @@ def test_the_labelled_set_is_big_balanced_and_apart_from_the_examples() -> None:
 def test_minilm_centroid_accuracy() -> None:
     value, misses = accuracy(ea.minilm_scores)
     print(f"minilm-centroid accuracy {value:.3f} on {len(LABELLED)}; misses: {misses}")
-    assert value >= 0.79, misses  # measured 0.833 (40/48)
+    assert value >= 0.79, misses  # measured 0.854 (41/48)
 
 
 def test_vader_keywords_accuracy() -> None:

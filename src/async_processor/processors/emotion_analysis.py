@@ -86,6 +86,8 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "I'm excited because we're going to see the fireworks.",
         "Playing with you makes me giggle so much.",
         "I made a new friend at the playground!",
+        "I made a big sandcastle all by myself today.",
+        "Look, I finished my puzzle on my own!",
     ),
     "sad": (
         "I'm sad because my balloon flew away.",
@@ -136,6 +138,10 @@ EXAMPLES: Mapping[str, tuple[str, ...]] = {
         "I'm wearing a green jumper today.",
         "Can you tell me what time it is?",
         "We did some counting at school.",
+        "Why do cats have whiskers?",
+        "How do birds stay up in the air?",
+        "Can you tell me a story about a dragon?",
+        "What do fish eat?",
     ),
 }
 
