@@ -564,3 +564,14 @@ async def test_stats_for_the_dashboard(service: RunningService) -> None:
     assert "mic unplugged" in stats["recent_failures"][0]["error"]
     assert stats["recent_tasks"][0]["task_id"] == failed
     assert {"queue_size", "running_tasks", "worker_stats", "success_rate"} <= set(stats)
+
+
+async def test_dashboard_sets_a_cookie_only_for_a_real_token(service: RunningService) -> None:
+    """Found by schemathesis: a junk ?access_token= beside a valid header crashed the page."""
+    async with httpx.AsyncClient(base_url=service.base_url) as client:
+        junk = await client.get(
+            "/", params={"access_token": "\U000212dd junk"}, headers=service.headers
+        )
+        assert junk.status_code == 200 and "set-cookie" not in junk.headers
+        real = await client.get("/", params={"access_token": service.token})
+        assert real.status_code == 200 and "set-cookie" in real.headers

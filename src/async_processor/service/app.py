@@ -28,6 +28,7 @@ from ..lifecycle import TaskStatus
 from ..processor import AdvancedAsyncProcessor
 from ..task import ProcessingTask, create_task, to_json
 from ..task_manager import TaskRecord
+from .auth import TokenAuth
 from .config import ConfigError, ServiceConfig
 from .events import EventHub
 from .gate import COOKIE, Gate
@@ -149,6 +150,7 @@ class ServiceState:
 
     def __init__(self, config: ServiceConfig, processor: AdvancedAsyncProcessor | None) -> None:
         self.config = config
+        self.auth = TokenAuth(config.tokens)
         self._processor = processor
         self.hub = EventHub(config.sse_queue_size)
         self.exporter = MetricsExporter()
@@ -765,7 +767,7 @@ def _add_dashboard_routes(app: FastAPI) -> None:
         if page is None:
             raise ApiError(404, "not_found", "the dashboard is not installed in this package")
         response = Response(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
-        if access_token:
+        if request.app.state.service.auth.identify(access_token):  # only a real token
             response.set_cookie(COOKIE, access_token, httponly=True, samesite="strict")
         return response
 
