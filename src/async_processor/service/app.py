@@ -767,7 +767,7 @@ def _add_dashboard_routes(app: FastAPI) -> None:
         if page is None:
             raise ApiError(404, "not_found", "the dashboard is not installed in this package")
         response = Response(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
-        if request.app.state.service.auth.identify(access_token):  # only a real token
+        if access_token and request.app.state.service.auth.identify(access_token):
             response.set_cookie(COOKIE, access_token, httponly=True, samesite="strict")
         return response
 
