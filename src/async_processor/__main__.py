@@ -1,4 +1,9 @@
-"""The ``async-processor`` command (standard library only; the service extra adds more)."""
+"""The ``async-processor`` command.
+
+With the ``service`` extra installed (click, rich, httpx) the full command line in
+:mod:`async_processor.cli` runs. The base install has no dependencies, so without them a
+minimal standard-library version offers ``demo`` and ``bench`` and says how to get the rest.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +13,39 @@ import os
 import runpy
 import sys
 
-__all__ = ["main"]
+__all__ = ["main", "run_bench", "run_demo"]
+
+#: The commands that need the ``service`` extra.
+SERVICE_COMMANDS = ("serve", "submit", "status", "cancel", "watch")
+SERVICE_HINT = (
+    "install the service extra for serve, submit, status, cancel and watch: "
+    "pip install 'async-processor[service]'"
+)
+PROVIDERS = ("offline", "openai", "anthropic")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="async-processor",
-        description="Prioritised async task processing for AI applications.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the processor does")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="run the demo: priorities, dependencies, three contexts")
-    bench = commands.add_parser(
-        "bench", help="run benchmarks/run.py from a source checkout (extra arguments pass on)"
-    )
-    bench.add_argument("args", nargs=argparse.REMAINDER)
-    options = parser.parse_args(argv)
+def setup_logging(verbose: bool, level: int = logging.WARNING) -> None:
     logging.basicConfig(
-        level=logging.INFO if options.verbose else logging.WARNING,
+        level=logging.INFO if verbose else level,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    if options.command == "demo":
-        from .demo import main as demo
 
-        demo()
-        return 0
+
+def run_demo(provider: str) -> int:
+    """``async-processor demo``: the teddy bear's pipeline; 2 when the provider is unusable."""
+    from .demo import main as demo
+    from .errors import InvalidArgumentError
+
+    try:
+        demo(provider)
+    except InvalidArgumentError as exc:
+        print(f"async-processor demo: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_bench(args: list[str]) -> int:
+    """``async-processor bench``: benchmarks/run.py of the source checkout in the cwd."""
     script = os.path.join(os.getcwd(), "benchmarks", "run.py")
     if not os.path.exists(script):
         print(
@@ -41,9 +54,54 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    sys.argv = [script, *options.args]
+    sys.argv = [script, *args]
     runpy.run_path(script, run_name="__main__")
     return 0
+
+
+def minimal_main(argv: list[str] | None = None, missing: str | None = None) -> int:
+    """``demo`` and ``bench`` with the standard library only."""
+    args = sys.argv[1:] if argv is None else argv
+    hint = f"{missing} is not installed; {SERVICE_HINT}" if missing else SERVICE_HINT
+    if args and args[0] in SERVICE_COMMANDS:
+        print(f"async-processor {args[0]}: {hint}", file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(
+        prog="async-processor",
+        description="Prioritised async task processing for AI applications.",
+        epilog=hint,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the processor does")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="run the teddy bear's pipeline on the clips that ship with the package"
+    )
+    demo.add_argument(
+        "--provider",
+        choices=PROVIDERS,
+        default="offline",
+        help="who writes the bear's replies (openai/anthropic read *_API_KEY and *_BASE_URL)",
+    )
+    bench = commands.add_parser(
+        "bench", help="run benchmarks/run.py from a source checkout (extra arguments pass on)"
+    )
+    bench.add_argument("args", nargs=argparse.REMAINDER)
+    options = parser.parse_args(args)
+    setup_logging(options.verbose)
+    if options.command == "demo":
+        return run_demo(options.provider)
+    return run_bench(options.args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    try:
+        from .cli import main as cli_main
+    except ImportError as exc:
+        if exc.name not in ("click", "rich", "httpx"):
+            raise
+        return minimal_main(argv, missing=exc.name)
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
