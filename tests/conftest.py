@@ -24,3 +24,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "CI must provide every service the tests need"
         )
     return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> object:
+    """A whole module skipped at import (``pytest.importorskip``) fails on CI too."""
+    outcome = yield
+    report: pytest.CollectReport = outcome.get_result()  # type: ignore[attr-defined]
+    if REQUIRE_SERVICES and report.skipped:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"module skipped under ASYNC_PROCESSOR_REQUIRE_SERVICES=1: {report.longrepr}; "
+            "CI must install every extra and service the tests need"
+        )
+    return None

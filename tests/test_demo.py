@@ -2,32 +2,81 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from async_processor import TaskPriority, TaskStatus
-from async_processor.demo import run_demo
+from async_processor import InvalidArgumentError, TaskPriority, TaskStatus
+from async_processor.demo import load_clips, run_demo
+
+pytest.importorskip("faster_whisper")
+pytest.importorskip("tokenizers")
+pytest.importorskip("PIL")
+pytest.importorskip("aiosqlite")
+pytest.importorskip("httpx")
 
 
-async def test_demo_runs_every_task_in_its_context(capsys: pytest.CaptureFixture[str]) -> None:
-    results = await run_demo(turns=2, batch_jobs=2)
-    assert results
-    assert all(r.status is TaskStatus.COMPLETED for r in results), [r.error for r in results]
-    contexts = {r.task_type: {(r.worker_id or "").split("-")[0]} for r in results}
-    assert contexts["text_analysis"] == {"async"}
-    assert contexts["database_operation"] == {"thread"}
-    assert contexts["data_analytics"] == {"process"}
-    replies = [r for r in results if r.task_type == "reply_template"]
-    assert len(replies) == 2
-    assert all(r.priority is TaskPriority.CRITICAL for r in replies)
-    assert "I loved the word 'blocks'" in replies[0].result["reply"]
-    assert replies[1].result["journal_entries"] == 2  # the SQLite journal really grew
-    output = capsys.readouterr().out
-    assert "task type" in output
-    assert "success rate 100.0%" in output
+def words(text: str) -> list[str]:
+    return "".join(c for c in text.lower() if c.isalnum() or c.isspace()).split()
+
+
+async def test_demo_runs_the_teddy_pipeline_on_the_shipped_clips() -> None:
+    clips = [clip for clip in load_clips() if clip.name in ("tower", "monster")]
+    lines: list[str] = []
+    report = await run_demo(clips=clips, out=lines.append)
+    assert [turn.clip.name for turn in report.turns] == ["tower", "monster"]
+    for turn in report.turns:
+        statuses = {stage: r.status for stage, r in turn.results.items()}
+        assert set(statuses.values()) == {TaskStatus.COMPLETED}, [
+            r.error for r in turn.results.values()
+        ]
+        assert words(turn.transcript) == words(turn.clip.text)  # heard word for word
+        assert turn.results["reply"].priority is TaskPriority.CRITICAL
+        reply = turn.results["reply"].result
+        assert reply["response"] and reply["safety"]["passed"] in (True, False)
+        assert reply["provider"] == "offline"
+        assert turn.value("emotion", "emotion") in (
+            "happy",
+            "sad",
+            "angry",
+            "scared",
+            "surprised",
+            "neutral",
+        )
+        assert turn.turn_ms is not None and turn.turn_ms > 0
+    assert all(r.status is TaskStatus.COMPLETED for r in report.background), [
+        r.error for r in report.background
+    ]
+    analytics = [r for r in report.background if r.task_type == "data_analytics"]
+    assert analytics and all((r.worker_id or "").startswith("process") for r in analytics)
+    assert len(report.webhooks) == 1  # the parent's app verified the signature
+    assert report.webhooks[0]["data"]["moods"] == [
+        turn.value("emotion", "emotion") for turn in report.turns
+    ]
+    output = "\n".join(lines)
+    assert "heard: " in output and "bear: " in output
+    assert "child said" in output and "success rate 100.0%" in output
+
+
+async def test_demo_provider_needs_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(InvalidArgumentError, match="OPENAI_API_KEY"):
+        await run_demo("openai", clips=load_clips()[:1], out=lambda line: None)
+
+
+def test_cli_demo_with_a_provider_but_no_key_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "async_processor", "demo", "--provider", "anthropic"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"},
+    )
+    assert result.returncode == 2
+    assert "ANTHROPIC_API_KEY" in result.stderr
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

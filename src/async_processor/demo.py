@@ -1,197 +1,423 @@
-"""``python -m async_processor demo``: priorities, dependencies and the three contexts.
+"""``async-processor demo``: the teddy bear's pipeline on the clips that ship with the package.
 
-Each child turn is a small dependency graph run at CRITICAL priority:
+Each child turn is a small graph of built-in processors:
 
-    words (loop) ─────────────┐
-                              ├──> reply_template (loop, depends on both, 2 s deadline)
-    journal (thread, SQLite) ─┘
+    enhance ──> transcribe ──> emotion ──> reply (CRITICAL, with a deadline)
 
-while BATCH analytics (zlib compression in the process pool) and LOW housekeeping fill the
-queues. The summary shows that the turns waited microseconds while the batch work waited
-its turn, and where each kind of work ran. The work is real (text statistics, SQLite
-writes, compression); the teddy bear's speech and language processors come with the
-``audio``/``nlp``/``ai`` extras.
+The emotion task hears the enhanced voice and reads the words, and the reply reads both the
+words and the mood. Emotion waits for the words rather than running beside transcription:
+voice alone cannot tell happy from scared, and with voice only the demo heard the sad clip
+as happy (2 of 6 moods right, against 4 of 6 with the words); it costs about 10 ms a turn.
+
+while BATCH analytics over a day of sessions run in the process pool, every turn is
+journalled in SQLite at LOW priority, and a signed webhook tells the parent's app (a local
+receiver the demo starts) how the conversation went. Progress is printed live; the end is a
+table of what each child said, the mood heard, the bear's reply and each stage's latency,
+then the processor's metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import os
-import sqlite3
+import secrets
 import tempfile
 import threading
 import time
-import zlib
-from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from typing import Any
 
+from .errors import InvalidArgumentError
 from .lifecycle import TaskStatus
 from .processor import AdvancedAsyncProcessor
+from .processors import Settings
+from .processors.settings import ProviderSettings
 from .result import TaskResult
 from .task import ProcessingTask, ProcessingType, TaskPriority, create_task
 
-__all__ = ["main", "run_demo"]
+__all__ = ["DemoClip", "DemoReport", "TurnReport", "load_clips", "main", "run_demo"]
 
-CHILD_TURNS = (
-    "I built a tower with my blocks today",
-    "can you tell me a story about a brave little fox",
-    "my sister took my crayons and I am sad",
-    "why is the sky blue",
-    "I had a scary dream about a monster",
-)
-
-_local = threading.local()
+#: How long a reply may wait to start; a late reply is worse than none.
+REPLY_DEADLINE_S = 5.0
+#: Seconds between two children's turns.
+TURN_SPACING_S = 0.4
 
 
-async def count_words(task: ProcessingTask) -> dict[str, Any]:
-    """On the event loop: word statistics of a child's sentence."""
-    words = task.payload["text"].split()
-    return {"words": len(words), "longest": max(words, key=len), "question": words[0] == "why"}
+@dataclass(frozen=True)
+class DemoClip:
+    """A shipped clip: what the child says, in 16 kHz 16-bit mono WAV."""
+
+    name: str
+    text: str
+    emotion: str
+    audio: bytes
 
 
-def journal_turn(task: ProcessingTask) -> dict[str, Any]:
-    """In a thread: append the sentence to a SQLite journal and count the entries."""
-    path = task.payload["database"]
-    connection = getattr(_local, "connection", None)
-    if connection is None:
-        connection = _local.connection = sqlite3.connect(path, timeout=10)
-        connection.execute("CREATE TABLE IF NOT EXISTS turns (at REAL, text TEXT)")
-    with connection:
-        connection.execute("INSERT INTO turns VALUES (?, ?)", (time.time(), task.payload["text"]))
-    (count,) = connection.execute("SELECT COUNT(*) FROM turns").fetchone()
-    return {"journal_entries": count}
+def load_clips() -> list[DemoClip]:
+    """The clips in ``async_processor/demo_clips`` (regenerate with tools/make_clips.py)."""
+    folder = resources.files("async_processor") / "demo_clips"
+    index = json.loads((folder / "clips.json").read_text())
+    return [
+        DemoClip(name, item["text"], item["emotion"], (folder / item["file"]).read_bytes())
+        for name, item in index.items()
+    ]
 
 
-async def shape_reply(task: ProcessingTask) -> dict[str, Any]:
-    """On the event loop: a template reply built from the two results it depends on.
+@dataclass
+class TurnReport:
+    """One child turn: its four tasks' results once they have ended."""
 
-    A stand-in for the language-model reply, labelled as such: it shows how a dependent
-    task reads its dependencies' results.
-    """
-    words, journal = (task.dependency_results[dep] for dep in task.depends_on)
-    opening = "What a great question!" if words["question"] else "Thank you for telling me."
-    return {
-        "reply": f"{opening} I loved the word '{words['longest']}'.",
-        "journal_entries": journal["journal_entries"],
-    }
+    clip: DemoClip
+    submitted_at: float
+    tasks: dict[str, ProcessingTask]
+    results: dict[str, TaskResult] = field(default_factory=dict)
+
+    @property
+    def transcript(self) -> str:
+        return str(self.value("transcribe", "text", "?"))
+
+    def value(self, stage: str, key: str, default: Any = None) -> Any:
+        result = self.results.get(stage)
+        if result is None or not isinstance(result.result, dict):
+            return default
+        return result.result.get(key, default)
+
+    def latency_ms(self, stage: str) -> float | None:
+        result = self.results.get(stage)
+        if result is None or result.status is not TaskStatus.COMPLETED:
+            return None
+        return result.execution_time * 1000
+
+    @property
+    def turn_ms(self) -> float | None:
+        reply = self.results.get("reply")
+        if reply is None or reply.completed_at is None:
+            return None
+        return (reply.completed_at - self.submitted_at) * 1000
 
 
-def compress_batch(task: ProcessingTask) -> dict[str, Any]:
-    """In a worker process: compress a generated block of analytics data."""
-    seed = task.payload["seed"]
-    data = b"".join((i * seed % 9973).to_bytes(4, "little") for i in range(task.payload["records"]))
-    packed = zlib.compress(data, 9)
-    return {"pid": os.getpid(), "raw": len(data), "packed": len(packed)}
+@dataclass
+class DemoReport:
+    """Everything the demo ran and measured."""
+
+    turns: list[TurnReport]
+    background: list[TaskResult]
+    webhooks: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    warm_up_s: float
+    elapsed_s: float
 
 
-def tidy_up(task: ProcessingTask) -> int:
-    """In a thread: LOW-priority housekeeping."""
-    return sum(range(task.payload["n"]))
+class _ParentApp:
+    """A local webhook receiver standing in for the parent's phone app; it checks the
+    HMAC signature the way a real receiver must, and keeps what it accepted."""
 
+    def __init__(self, secret: str) -> None:
+        self.received: list[dict[str, Any]] = []
+        app = self
 
-async def run_demo(turns: int = len(CHILD_TURNS), batch_jobs: int = 24) -> list[TaskResult]:
-    """Run the demo and print its summary; returns every task's result."""
-    processor = AdvancedAsyncProcessor(max_workers=4, max_thread_workers=2, max_process_workers=2)
-    await processor.start()
-    processor.register_processor(ProcessingType.TEXT_ANALYSIS, count_words)
-    processor.register_processor(ProcessingType.DATABASE_OPERATION, journal_turn)
-    processor.register_processor("reply_template", shape_reply)
-    processor.register_processor(ProcessingType.DATA_ANALYTICS, compress_batch)
-    processor.register_processor("housekeeping", tidy_up)
-    results: list[TaskResult] = []
-    with tempfile.TemporaryDirectory() as workdir:
-        database = os.path.join(workdir, "journal.db")
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                timestamp = self.headers.get("X-Timestamp", "")
+                expected = hmac.new(
+                    secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+                ).hexdigest()
+                signature = self.headers.get("X-Signature-256", "")
+                if not hmac.compare_digest(signature, f"sha256={expected}"):
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                app.received.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/teddy"
+
+    @contextmanager
+    def running(self) -> Iterator[_ParentApp]:
+        thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        thread.start()
         try:
-            started = time.perf_counter()
-            background = [
-                create_task(
-                    ProcessingType.DATA_ANALYTICS,
-                    {"seed": seed, "records": 150_000},
-                    TaskPriority.BATCH,
-                    cpu_intensive=True,
-                    tags={"analytics"},
-                )
-                for seed in range(1, batch_jobs + 1)
-            ] + [
-                create_task("housekeeping", {"n": 200_000}, TaskPriority.LOW, tags={"cleanup"})
-                for _ in range(batch_jobs // 2)
-            ]
-            await processor.submit_tasks(background)
-            print(f"queued {len(background)} background tasks (BATCH analytics, LOW cleanup)")
-            replies = []
-            for text in CHILD_TURNS[:turns]:
-                await asyncio.sleep(0.05)  # a child speaks every now and then
-                words = create_task(ProcessingType.TEXT_ANALYSIS, {"text": text})
-                journal = create_task(
-                    ProcessingType.DATABASE_OPERATION,
-                    {"text": text, "database": database},
-                    io_bound=True,
-                )
-                reply = create_task(
-                    "reply_template",
-                    {},
-                    TaskPriority.CRITICAL,
-                    depends_on=[words.id, journal.id],
-                    deadline=time.time() + 2.0,
-                    tags={"child_turn"},
-                )
-                await processor.submit_tasks([reply, words, journal])
-                replies.append((text, reply, words, journal))
-            for text, reply, *_ in replies:
-                result = await processor.wait_for_task(reply.id, timeout=30)
-                answer = result.result["reply"] if result.result else result.error
-                print(f"  child: {text!r}\n  reply: {answer} [{result.status.value}]")
-            for task in background:
-                results.append(await processor.wait_for_task(task.id, timeout=120))
-            for _, reply, words, journal in replies:
-                for task in (words, journal, reply):
-                    results.append(await processor.wait_for_task(task.id))
-            elapsed = time.perf_counter() - started
-            metrics = await processor.get_performance_metrics()
+            yield self
+        finally:
+            self._server.shutdown()
+            self._server.server_close()
+            thread.join()
+
+
+def turn_tasks(clip: DemoClip, session_id: str, child_age: int) -> dict[str, ProcessingTask]:
+    """The four tasks of one turn; the reply's CRITICAL priority lifts its dependencies."""
+    tags = {"child_turn", clip.name}
+    enhance = create_task(
+        ProcessingType.AUDIO_ENHANCEMENT, {"audio_data": clip.audio}, TaskPriority.HIGH, tags=tags
+    )
+    transcribe = create_task(
+        ProcessingType.AUDIO_TRANSCRIPTION,
+        {"language": "en"},
+        TaskPriority.HIGH,
+        depends_on=[enhance.id],
+        timeout=20.0,
+        tags=tags,
+    )
+    emotion = create_task(  # voice alone cannot tell happy from scared: wait for the words
+        ProcessingType.EMOTION_ANALYSIS,
+        {"analysis_type": "comprehensive"},
+        TaskPriority.HIGH,
+        depends_on=[transcribe.id, enhance.id],
+        tags=tags,
+    )
+    reply = create_task(
+        ProcessingType.AI_RESPONSE,
+        {"context": {"child_age": child_age, "session_id": session_id}, "max_tokens": 120},
+        TaskPriority.CRITICAL,
+        depends_on=[transcribe.id, emotion.id],
+        deadline=time.time() + REPLY_DEADLINE_S,
+        timeout=15.0,
+        tags=tags,
+    )
+    return {"enhance": enhance, "transcribe": transcribe, "emotion": emotion, "reply": reply}
+
+
+def analytics_tasks(days: int = 4, sessions_per_day: int = 20_000) -> list[ProcessingTask]:
+    """BATCH statistics over generated session records, in the process pool."""
+    moods = ("happy", "neutral", "sad", "scared", "angry", "surprised")
+    tasks = []
+    for day in range(days):
+        records = [
+            {
+                "mood": moods[(i * 7 + day) % len(moods)],
+                "minutes": 2 + (i * 37 + day * 11) % 29,
+                "turns": 1 + (i * 13 + day) % 17,
+            }
+            for i in range(sessions_per_day)
+        ]
+        tasks.append(
+            create_task(
+                ProcessingType.DATA_ANALYTICS,
+                {
+                    "data": records,
+                    "field": "minutes",
+                    "group_by": "mood",
+                    "operations": ["count", "mean", "median", "percentiles", "std"],
+                    "percentiles": [50, 95],
+                },
+                TaskPriority.BATCH,
+                cpu_intensive=True,
+                tags={"analytics", f"day-{day}"},
+            )
+        )
+    return tasks
+
+
+def demo_settings(provider: str, workdir: str, secret: str) -> Settings:
+    """Offline engines, a SQLite journal in ``workdir``, and the LLM ``provider`` chosen."""
+    llm: ProviderSettings | None = None
+    if provider != "offline":
+        llm = Settings.from_env({**os.environ, "ASYNC_PROCESSOR_LLM": provider}).llm
+        if llm is None or not llm.api_key:
+            variable = "OPENAI_API_KEY" if provider == "openai" else "ANTHROPIC_API_KEY"
+            raise InvalidArgumentError(
+                f"--provider {provider} needs {variable} (and, for a local server, "
+                f"{variable.replace('API_KEY', 'BASE_URL')}); unset, the demo runs offline"
+            )
+    return Settings(
+        llm=llm,
+        databases={"journal": f"sqlite:///{workdir}/journal.sqlite3"},
+        webhook_secret=secret,
+    )
+
+
+async def run_demo(
+    provider: str = "offline",
+    clips: list[DemoClip] | None = None,
+    child_age: int = 5,
+    out: Callable[[str], None] = print,
+) -> DemoReport:
+    """Run the teddy bear's pipeline on ``clips`` (default: all shipped clips)."""
+    clips = load_clips() if clips is None else clips
+    secret = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as workdir, _ParentApp(secret).running() as parent:
+        processor = AdvancedAsyncProcessor(
+            max_workers=8,
+            max_thread_workers=2,
+            max_process_workers=1,
+            settings=demo_settings(provider, workdir, secret),
+        )
+        await processor.start()
+        try:
+            return await _converse(processor, clips, child_age, parent, out)
         finally:
             await processor.shutdown()
-    print_summary(results, metrics, elapsed)
-    return results
 
 
-def print_summary(results: list[TaskResult], metrics: dict[str, Any], elapsed: float) -> None:
-    """A table per (type, priority): counts, where it ran, queue wait and run time."""
-    groups: dict[tuple[str, str], list[TaskResult]] = defaultdict(list)
-    for result in results:
-        groups[(result.task_type, result.priority.name)].append(result)
+async def _run(processor: AdvancedAsyncProcessor, task: ProcessingTask) -> TaskResult:
+    return await processor.wait_for_task(await processor.submit_task(task), timeout=120)
+
+
+async def _converse(
+    processor: AdvancedAsyncProcessor,
+    clips: list[DemoClip],
+    child_age: int,
+    parent: _ParentApp,
+    out: Callable[[str], None],
+) -> DemoReport:
+    started = time.perf_counter()
+    out("warming up the engines (Whisper, MiniLM, the reply index) ...")
+    warm = [turn_tasks(clips[0], "warm-up", child_age)]
+    await processor.submit_tasks(list(warm[0].values()))
+    for task in warm[0].values():
+        result = await processor.wait_for_task(task.id, timeout=120)
+        if result.status is not TaskStatus.COMPLETED:
+            out(f"  {task.type_name}: {result.status.value}: {result.error}")
+    warm_up_s = time.perf_counter() - started
+    out(f"engines ready in {warm_up_s:.2f} s\n")
+    journal = await _run(
+        processor,
+        create_task(
+            ProcessingType.DATABASE_OPERATION,
+            {
+                "database": "journal",
+                "query": "CREATE TABLE IF NOT EXISTS turns (session TEXT, said TEXT, "
+                "mood TEXT, reply TEXT)",
+            },
+        ),
+    )
+    if journal.status is not TaskStatus.COMPLETED:
+        out(f"journal unavailable: {journal.error}")
+
+    background = analytics_tasks()
+    await processor.submit_tasks(background)
+    out(f"queued {len(background)} BATCH analytics jobs in the process pool")
+    session_id = f"session-{secrets.token_hex(3)}"
+    turns: list[TurnReport] = []
+    watchers: list[asyncio.Task[None]] = []
+    for clip in clips:
+        tasks = turn_tasks(clip, session_id, child_age)
+        turn = TurnReport(clip, time.time(), tasks)
+        await processor.submit_tasks(list(tasks.values()))
+        turns.append(turn)
+        watchers.append(asyncio.create_task(_watch(processor, turn, out)))
+        await asyncio.sleep(TURN_SPACING_S)
+    await asyncio.gather(*watchers)
+
+    journal_entries = [
+        create_task(
+            ProcessingType.DATABASE_OPERATION,
+            {
+                "database": "journal",
+                "query": "INSERT INTO turns VALUES (?, ?, ?, ?)",
+                "params": [
+                    session_id,
+                    turn.transcript,
+                    turn.value("emotion", "emotion"),
+                    turn.value("reply", "response"),
+                ],
+            },
+            TaskPriority.LOW,
+            tags={"journal"},
+        )
+        for turn in turns
+    ]
+    moods = [str(turn.value("emotion", "emotion", "unknown")) for turn in turns]
+    notify = create_task(
+        ProcessingType.NOTIFICATION,
+        {
+            "channel": "webhook",
+            "to": parent.url,
+            "subject": "Teddy's day",
+            "body": f"{len(turns)} turns today; moods heard: {', '.join(moods)}",
+            "data": {"session": session_id, "moods": moods},
+        },
+        TaskPriority.LOW,
+        tags={"parent"},
+    )
+    await processor.submit_tasks([*journal_entries, notify])
+    results = [await processor.wait_for_task(task.id, timeout=120) for task in journal_entries]
+    results.append(await processor.wait_for_task(notify.id, timeout=60))
+    results += [await processor.wait_for_task(task.id, timeout=300) for task in background]
+    metrics = await processor.get_performance_metrics()
+    report = DemoReport(
+        turns, results, parent.received, metrics, warm_up_s, time.perf_counter() - started
+    )
+    print_report(report, out)
+    return report
+
+
+async def _watch(
+    processor: AdvancedAsyncProcessor, turn: TurnReport, out: Callable[[str], None]
+) -> None:
+    """Print each stage of a turn as it ends."""
+    for stage in ("enhance", "transcribe", "emotion", "reply"):
+        result = await processor.wait_for_task(turn.tasks[stage].id, timeout=120)
+        turn.results[stage] = result
+        if result.status is not TaskStatus.COMPLETED:
+            out(f"[{turn.clip.name:>8}] {stage} {result.status.value}: {result.error}")
+        elif stage == "transcribe":
+            out(f"[{turn.clip.name:>8}] heard: {turn.transcript!r}")
+        elif stage == "emotion":
+            out(f"[{turn.clip.name:>8}] mood: {turn.value('emotion', 'emotion')}")
+        elif stage == "reply":
+            out(f"[{turn.clip.name:>8}] bear: {turn.value('reply', 'response')!r}")
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def print_report(report: DemoReport, out: Callable[[str], None] = print) -> None:
+    """The turn table, the background work and the processor's metrics."""
+    out("")
     header = (
-        f"{'task type':<20}{'priority':<10}{'done':>6}{'context':>10}"
-        f"{'wait p50 ms':>13}{'run p50 ms':>12}"
+        f"{'clip':<9}{'child said':<48}{'mood':<10}{'enh':>6}{'stt':>6}{'emo':>6}"
+        f"{'reply':>7}{'turn ms':>9}"
     )
-    print("\n" + header + "\n" + "-" * len(header))
-    for (task_type, priority), group in sorted(
-        groups.items(), key=lambda item: TaskPriority[item[0][1]].value
-    ):
-        done = sum(r.status is TaskStatus.COMPLETED for r in group)
-        contexts = sorted({(r.worker_id or "-").split("-")[0] for r in group})
-        waits = sorted(
-            (r.started_at - r.created_at) * 1000 for r in group if r.started_at is not None
+    out(header)
+    out("-" * len(header))
+    for turn in report.turns:
+        out(
+            f"{turn.clip.name:<9}{turn.transcript[:46]:<48}"
+            f"{turn.value('emotion', 'emotion', '-'):<10}"
+            f"{_ms(turn.latency_ms('enhance')):>6}{_ms(turn.latency_ms('transcribe')):>6}"
+            f"{_ms(turn.latency_ms('emotion')):>6}{_ms(turn.latency_ms('reply')):>7}"
+            f"{_ms(turn.turn_ms):>9}"
         )
-        runs = sorted(r.execution_time * 1000 for r in group)
-        print(
-            f"{task_type:<20}{priority:<10}{done:>6}{'/'.join(contexts):>10}"
-            f"{_median(waits):>13.2f}{_median(runs):>12.2f}"
-        )
-    print(
-        f"\n{metrics['tasks_processed']} tasks in {elapsed:.2f}s, success rate "
-        f"{metrics['success_rate']:.1f}%, event-loop lag max "
-        f"{metrics['event_loop_lag']['max_s'] * 1000:.1f} ms, peak memory "
-        f"{metrics['peak_memory_usage_mb']:.0f} MB"
+        out(f"{'':<9}bear: {turn.value('reply', 'response', '-')}")
+    out(
+        "(enh/stt/emo/reply: each stage's run time in ms; turn: from the child's clip to the reply)"
     )
-    print(
-        "(wait = from submission to start, so a CRITICAL reply's wait includes the time its "
-        "two dependencies ran)"
+    done = sum(r.status is TaskStatus.COMPLETED for r in report.background)
+    out(
+        f"\nbackground: {done}/{len(report.background)} tasks completed (journal, parent "
+        f"webhook, analytics); the parent's app accepted {len(report.webhooks)} signed webhook(s)"
     )
+    metrics = report.metrics
+    out(
+        f"processor: {metrics['tasks_processed']} tasks, success rate "
+        f"{metrics['success_rate']:.1f}%, peak memory {metrics['peak_memory_usage_mb']:.0f} MB, "
+        f"engines warmed up in {report.warm_up_s:.2f} s, demo took {report.elapsed_s:.2f} s"
+    )
+    out(f"\n{'priority':<10}{'done':>6}{'wait p50 ms':>13}{'wait p95 ms':>13}{'run p50 ms':>12}")
+    for name, stats in metrics["by_priority"].items():
+        count = sum(stats["counts"].values())
+        if count:
+            out(
+                f"{name:<10}{count:>6}{stats['queue_wait']['p50'] * 1000:>13.1f}"
+                f"{stats['queue_wait']['p95'] * 1000:>13.1f}"
+                f"{stats['execution_time']['p50'] * 1000:>12.1f}"
+            )
 
 
-def _median(values: list[float]) -> float:
-    return values[len(values) // 2] if values else 0.0
-
-
-def main() -> None:
-    asyncio.run(run_demo())
+def main(provider: str = "offline") -> None:
+    asyncio.run(run_demo(provider))
