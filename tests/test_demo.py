@@ -107,3 +107,13 @@ def test_cli_bench_outside_a_checkout_says_what_to_do(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "benchmarks/run.py not found" in result.stderr
     assert "source checkout" in result.stderr
+
+
+def test_readme_example_runs_as_written() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    result = subprocess.run(
+        [sys.executable, "-c", example], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("completed "), result.stdout

@@ -157,8 +157,14 @@ class _ParentApp:
             thread.join()
 
 
-def turn_tasks(clip: DemoClip, session_id: str, child_age: int) -> dict[str, ProcessingTask]:
-    """The four tasks of one turn; the reply's CRITICAL priority lifts its dependencies."""
+def turn_tasks(
+    clip: DemoClip,
+    session_id: str,
+    child_age: int,
+    deadline_s: float | None = REPLY_DEADLINE_S,
+) -> dict[str, ProcessingTask]:
+    """The four tasks of one turn; the reply's CRITICAL priority lifts its dependencies, and
+    its deadline (seconds from now; None for none) passes down to them."""
     tags = {"child_turn", clip.name}
     enhance = create_task(
         ProcessingType.AUDIO_ENHANCEMENT, {"audio_data": clip.audio}, TaskPriority.HIGH, tags=tags
@@ -183,7 +189,7 @@ def turn_tasks(clip: DemoClip, session_id: str, child_age: int) -> dict[str, Pro
         {"context": {"child_age": child_age, "session_id": session_id}, "max_tokens": 120},
         TaskPriority.CRITICAL,
         depends_on=[transcribe.id, emotion.id],
-        deadline=time.time() + REPLY_DEADLINE_S,
+        deadline=None if deadline_s is None else time.time() + deadline_s,
         timeout=15.0,
         tags=tags,
     )
