@@ -10,7 +10,7 @@ task type              module                        runs on    extra
 =====================  ============================  =========  ==========================
 audio_transcription    audio_transcription           thread     stt (or stt-lite), audio
 audio_enhancement      audio_enhancement             thread     audio
-emotion_analysis       emotion_analysis              thread     nlp, audio
+emotion_analysis       emotion_analysis              thread     nlp, audio; ai for Hume
 ai_response            ai_response                   loop       nlp; ai for providers
 text_analysis          text_analysis                 thread     nlp
 image_processing       image_processing              thread     image
