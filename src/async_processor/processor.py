@@ -52,6 +52,7 @@ from .processors import builtin_processors as builtins_for
 from .ready_queue import ReadyQueue
 from .result import TaskResult
 from .retry import RetryPolicy
+from .stores import TaskStore, open_store
 from .task import ProcessingTask, ProcessingType, TaskPriority
 from .task_manager import EXPIRED, TaskManager, TaskRecord
 
@@ -156,6 +157,9 @@ class AdvancedAsyncProcessor:
             replaces any of them.
         settings: engines and providers of the built-in processors; None reads
             :meth:`Settings.from_env`, which is offline unless configured.
+        store: where tasks are kept: ``"memory"`` (lost in a crash),
+            ``"sqlite:///file.db"`` (journalled; unfinished tasks run again after a restart)
+            or a :class:`~async_processor.stores.TaskStore`. See docs/stores.md.
     """
 
     def __init__(
@@ -181,6 +185,7 @@ class AdvancedAsyncProcessor:
         process_executor: Executor | None = None,
         builtin_processors: bool = True,
         settings: Settings | None = None,
+        store: str | TaskStore | None = "memory",
     ) -> None:
         for name, value, low in (
             ("max_workers", max_workers, 1),
@@ -244,6 +249,11 @@ class AdvancedAsyncProcessor:
         self._drained: asyncio.Future[None] | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._probe_at = 0.0
+        # -- task store (docs/stores.md): a non-durable store is only asked about keys
+        self._store = open_store(store)
+        self._durable = self._store.durable
+        if self._durable:
+            self.task_manager.listeners.append(self._store.transition)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -262,14 +272,21 @@ class AdvancedAsyncProcessor:
         Nothing here awaits, so concurrent calls cannot start two sets of workers; the
         thread and process pools start when their first task arrives.
 
+        With a durable store, its unfinished tasks are accepted again first (register
+        their processors before ``start()``) and its kept results become queryable.
+
         Raises:
             ProcessorNotRunningError: the processor was shut down (create a new one).
+            StoreError: the durable store cannot be opened (the message says why).
+            UnknownTaskTypeError: the store holds a task whose type has no processor.
         """
         if self._state is _State.RUNNING:
             return
         if self._state is not _State.CREATED:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
         loop = self._loop = asyncio.get_running_loop()
+        if self._durable:
+            self._recover(loop)
         for lane in self._lanes.values():
             for worker in lane.workers:
                 worker.handle = loop.create_task(
@@ -305,6 +322,8 @@ class AdvancedAsyncProcessor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._drained
+        if self._durable:  # what shutdown cancels stays unfinished in the store
+            self._store.freeze()
         left = list(self.task_manager.records.values())
         if left:
             logger.warning("shutdown: cancelling %d unfinished tasks", len(left))
@@ -333,6 +352,7 @@ class AdvancedAsyncProcessor:
                 with contextlib.suppress(Exception):
                     await lane.starting
                 await lane.executor.shutdown(min(remaining, 5.0))
+        self._store.close()
         self._state = _State.STOPPED
         self._stopped.set_result(None)
         logger.info("processor stopped")
@@ -384,21 +404,33 @@ class AdvancedAsyncProcessor:
 
     # -- submitting ------------------------------------------------------------------------
 
-    async def submit_task(self, task: ProcessingTask) -> str:
+    async def submit_task(self, task: ProcessingTask, *, idempotency_key: str | None = None) -> str:
         """Accept a task and return its id.
+
+        With a durable store the task is on disk when this returns. A second submit with
+        the same ``idempotency_key`` returns the first task's id (while that task or its
+        result is kept) and accepts nothing.
 
         Raises:
             ProcessorNotRunningError: before start() or after shutdown() began.
             InvalidTaskError: not a ProcessingTask, or a field is wrong; subclasses say
                 which: UnknownTaskTypeError, DuplicateTaskError, DependencyNotFoundError,
-                UnsendableTaskError.
+                UnsendableTaskError, UnstorableTaskError (a durable store cannot keep it).
             QueueFullError: the queue holds queue_size waiting tasks.
+            StoreError: the durable store cannot be written; the task was not accepted.
         """
         if self._state is not _State.RUNNING:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
+        if idempotency_key is not None and (first := self._idempotent(idempotency_key)):
+            return first
         fn, lane = self._route(task)
         self.task_manager.check(task)
+        journal = self._durable or idempotency_key is not None
+        if journal:
+            prepared = self._store.prepare([task], [idempotency_key])
         self._make_room([task])
+        if journal:
+            self._store.add(prepared)
         self._accept(task, fn, lane)
         return task.id
 
@@ -413,8 +445,12 @@ class AdvancedAsyncProcessor:
         routes = [self._route(task) for task in batch]
         by_id = {task.id: route for task, route in zip(batch, routes, strict=True)}
         ordered = self.task_manager.order_batch(batch)
+        if self._durable:
+            prepared = self._store.prepare(ordered, [None] * len(ordered))
         if batch:
             self._make_room(batch)
+        if self._durable and batch:
+            self._store.add(prepared)
         for task in ordered:
             self._accept(task, *by_id[task.id])
         return [task.id for task in batch]
@@ -870,6 +906,8 @@ class AdvancedAsyncProcessor:
             result, ready, doomed = manager.finish(
                 record, status, value, error, execution_time or 0.0, expired
             )
+            if self._durable:
+                self._store.finished(result)
             if (
                 record.deadline is not None
                 and task.depends_on
@@ -916,6 +954,38 @@ class AdvancedAsyncProcessor:
         if record.limit is not None or record.holds_memory:
             self._release_admission(record)
         record.runner = None
+
+    # -- task store --------------------------------------------------------------------------
+
+    def _recover(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open the durable store: bring back kept results, then accept unfinished tasks
+        again in their original order (dependencies first), with their attempt counts."""
+        results = self.task_manager.results
+        recovered = self._store.open(loop, results.ttl, results.max_results)
+        routes = []
+        for task, _ in recovered.tasks:
+            try:
+                routes.append(self._route(task))
+            except InvalidTaskError as exc:
+                self._store.close()
+                raise type(exc)(f"cannot recover task {task.id} from the store: {exc}") from exc
+        now = time.time()
+        for result in recovered.results:
+            results.add(result, now)
+        for (task, attempts), (fn, lane) in zip(recovered.tasks, routes, strict=True):
+            self._accept(task, fn, lane)
+            record = self.task_manager.records.get(task.id)
+            if record is not None:
+                record.attempts = attempts
+        if recovered.tasks:
+            logger.info("recovered %d unfinished tasks from the store", len(recovered.tasks))
+
+    def _idempotent(self, key: str) -> str | None:
+        """The id of a still-known task first submitted with ``key``."""
+        if not isinstance(key, str) or not key:
+            raise InvalidArgumentError(f"idempotency_key must be a non-empty string, got {key!r}")
+        first = self._store.find_key(key)
+        return first if first is not None and first in self.task_manager else None
 
     # -- cancelling --------------------------------------------------------------------------
 
