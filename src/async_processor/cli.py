@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .__main__ import PROVIDERS, run_bench, run_demo, setup_logging
+from .processors.settings import default_database_path
 
 __all__ = ["cli", "main"]
 
@@ -219,6 +220,11 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option(
     "--workers", type=click.IntRange(min=1), help="Async workers of the processor (max_workers)."
 )
+@click.option(
+    "--store",
+    help="Where tasks are kept: 'memory' or 'sqlite:///file.db'  [default: [processor] store "
+    "in the config file, else sqlite in $XDG_DATA_HOME/async-processor/service-tasks.db]",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -226,10 +232,12 @@ def serve(
     port: int | None,
     config_file: Path | None,
     workers: int | None,
+    store: str | None,
 ) -> None:
     """Run the HTTP API and dashboard until SIGTERM/SIGINT, then drain and exit 0.
 
     Tokens come from ASYNC_PROCESSOR_API_TOKENS (name:token pairs) or the config file.
+    Tasks are journalled in a SQLite file by default, so a restart runs the unfinished ones.
     """
     setup_logging(ctx.obj["verbose"], logging.INFO)
     try:
@@ -245,11 +253,29 @@ def serve(
         config = ServiceConfig.load(config_file, host=host, port=port)
         if workers is not None:
             config.processor["max_workers"] = workers
+        if store is not None:
+            config.processor["store"] = store
+        if "store" not in config.processor:
+            config.processor["store"] = default_service_store()
         run_server(config)
     except ConfigError as exc:
         raise CliError(f"configuration: {exc}", EXIT_USAGE) from None
     except ServiceStartError as exc:
         raise CliError(str(exc), EXIT_NOT_COMPLETED) from None
+
+
+def default_service_store() -> str:
+    """The SQLite journal ``serve`` uses unless told otherwise (its folder is created)."""
+    path = default_database_path().parent / "service-tasks.db"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(
+            f"cannot create {path.parent} for the task store ({exc}); pass --store "
+            "sqlite:///<a writable file> or --store memory",
+            EXIT_USAGE,
+        ) from None
+    return f"sqlite:///{path}"
 
 
 @cli.command(short_help="Submit a task (--wait for its result).")

@@ -320,6 +320,33 @@ def test_watch_updates_live_until_interrupted(service: RunningService) -> None:
 # -- serve, the whole way -------------------------------------------------------------------
 
 
+def start_serve(args: list[str], env: dict[str, str], url: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "async_processor", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.1)
+    output = proc.communicate(timeout=10)[0] if proc.poll() is not None else "(still running)"
+    raise AssertionError(f"the server did not come up: {output}")
+
+
+def stop_serve(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output
+    return output
+
+
 def test_serve_then_use_it_then_sigterm_exits_0(tmp_path: Path) -> None:
     (tmp_path / "cli_tasks.py").write_text(
         textwrap.dedent(
@@ -336,43 +363,55 @@ def test_serve_then_use_it_then_sigterm_exits_0(tmp_path: Path) -> None:
         "[processor]\nmax_process_workers = 0\nbuiltin_processors = false\n"
     )
     token = TOKENS["alice"]
-    server_env = clean_env(ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}", PYTHONPATH=str(tmp_path))
-    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "async_processor", *args, "--workers", "3"],
-        env=server_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    server_env = clean_env(
+        ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}",
+        PYTHONPATH=str(tmp_path),
+        XDG_DATA_HOME=str(tmp_path / "data"),  # where serve keeps its task store by default
     )
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
     url = f"http://127.0.0.1:{port}"
+    proc = start_serve([*args, "--workers", "3"], server_env, url)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
         # the client takes the server's own token setting when none is given
         client_env = clean_env(ASYNC_PROCESSOR_URL=url, ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}")
         done = cli("submit", "-t", "shout", "-p", '{"text": "hi bear"}', "--wait", env=client_env)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"text": "HI BEAR"}
+        kept = cli("submit", "-t", "shout", "-p", '{"text": "keep me"}', env=client_env)
+        assert kept.returncode == 0, kept.stderr
+        task_id = kept.stdout.strip()
         frame = cli("watch", "--once", env=client_env)
         assert frame.returncode == 0, frame.stderr
-        assert "processed 1" in frame.stdout
         stats = httpx.get(f"{url}/stats", headers={"Authorization": f"Bearer {token}"}).json()
         contexts = [w["context"] for w in stats["worker_stats"].values()]
         assert contexts.count("async") == 3  # --workers
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, output
+        output = stop_serve(proc)
         assert "received SIGTERM" in output
         assert token not in output
+        assert (tmp_path / "data" / "async-processor" / "service-tasks.db").is_file()
+        # Restarted on the same default store, the server still knows the finished task.
+        proc = start_serve(args, server_env, url)
+        status = cli("status", task_id, "--json", env=client_env)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["result"] == {"text": "KEEP ME"}
+        stop_serve(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_serve_refuses_a_store_it_cannot_use(tmp_path: Path) -> None:
+    env = clean_env(ASYNC_PROCESSOR_API_TOKENS="ops:ops-token-0123456789abcdef")
+    port = str(free_port())
+    bad_url = cli("serve", "--port", port, "--store", "redis://localhost", env=env)
+    assert bad_url.returncode == 2, bad_url.stderr
+    assert "store" in bad_url.stderr and "Traceback" not in bad_url.stderr
+    corrupt = tmp_path / "tasks.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    broken = cli("serve", "--port", port, "--store", f"sqlite:///{corrupt}", env=env)
+    assert broken.returncode != 0
+    assert str(corrupt) in broken.stderr and "Traceback" not in broken.stderr
 
 
 # -- without the service extra --------------------------------------------------------------

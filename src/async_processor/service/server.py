@@ -7,6 +7,7 @@ requests in flight finish, drains the processor (queued and running tasks finish
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import signal
@@ -63,6 +64,21 @@ class _GracefulServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+async def _run(
+    server: _GracefulServer, processor: AdvancedAsyncProcessor, config: ServiceConfig
+) -> None:
+    """Start the processor first, so that a store it cannot open is one clear error rather
+    than a failed startup inside uvicorn; drain it after the server stopped accepting."""
+    try:
+        await processor.start()
+    except AsyncProcessorError as exc:
+        raise ServiceStartError(f"the processor could not start: {exc}") from None
+    try:
+        await server.serve()
+    finally:
+        await processor.shutdown(timeout=config.shutdown_timeout)
+
+
 def serve(config: ServiceConfig, processor: AdvancedAsyncProcessor | None = None) -> None:
     """Run the service until SIGTERM/SIGINT, then drain and return.
 
@@ -71,7 +87,8 @@ def serve(config: ServiceConfig, processor: AdvancedAsyncProcessor | None = None
 
     Raises:
         ConfigError: the configuration is wrong (no tokens, a processor that cannot load).
-        ServiceStartError: the server did not start (port in use, ...).
+        ServiceStartError: the server did not start (port in use, a task store that cannot
+            be opened, ...).
     """
     config.require_tokens()
     if processor is None:
@@ -80,7 +97,7 @@ def serve(config: ServiceConfig, processor: AdvancedAsyncProcessor | None = None
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
         )
-    app = create_app(processor, config, manage_processor=True)
+    app = create_app(processor, config, manage_processor=False)
     server = _GracefulServer(
         uvicorn.Config(
             app,
@@ -93,7 +110,7 @@ def serve(config: ServiceConfig, processor: AdvancedAsyncProcessor | None = None
         ),
         app.state.service,
     )
-    server.run()
+    asyncio.run(_run(server, processor, config))
     if not server.started:
         raise ServiceStartError(
             f"the service did not start on {config.host}:{config.port}; see the log above"
