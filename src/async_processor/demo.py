@@ -7,9 +7,10 @@ Each child turn is a small graph of built-in processors:
 The emotion task hears the enhanced voice and reads the words, and the reply reads both the
 words and the mood. Emotion waits for the words rather than running beside transcription:
 voice alone cannot tell happy from scared, and with voice only the demo heard the sad clip
-as happy (2 of 6 moods right, against 4 of 6 with the words); it costs about 10 ms a turn.
+as happy (2 of 6 moods right, against 5 or 6 of 6 with the words); it costs about 10 ms a
+turn.
 
-while BATCH analytics over a day of sessions run in the process pool, every turn is
+Meanwhile BATCH analytics over a day of sessions run in the process pool, every turn is
 journalled in SQLite at LOW priority, and a signed webhook tells the parent's app (a local
 receiver the demo starts) how the conversation went. Progress is printed live; the end is a
 table of what each child said, the mood heard, the bear's reply and each stage's latency,
