@@ -12,7 +12,9 @@ store's cost, not the work's), with 16 loop workers. Two ways to submit:
 Each figure is the median of 3 runs of N tasks, from the first submit until every task
 has ended (its result journalled and committed, for SQLite). ``overhead`` is the extra
 wall time per task over the memory store. The SQLite files live in a temporary folder on
-the same disk as the system's ``/tmp``.
+the same disk as the system's ``/tmp``. The PostgreSQL row uses the server at
+``$ASYNC_PROCESSOR_TEST_POSTGRES_URL`` or else a throwaway local cluster (the tests'
+``postgres_cluster``, default settings: fsync on), a new database per run.
 """
 
 from __future__ import annotations
@@ -23,19 +25,38 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from async_processor import AdvancedAsyncProcessor, ProcessingTask
 
-STORES = ["memory", "sqlite (synchronous=NORMAL)", "sqlite (synchronous=FULL)"]
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests" / "processors"))
+from servers import postgres_cluster
+
+STORES = ["memory", "sqlite (synchronous=NORMAL)", "sqlite (synchronous=FULL)", "postgresql"]
 
 
 async def noop(task: ProcessingTask) -> int:
     return 1
 
 
-def url(store: str, folder: str, run: int) -> str:
+async def fresh_database(server: str, name: str) -> str:
+    """A new, empty database on the server; its URL."""
+    import asyncpg
+
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+async def url(store: str, folder: str, run: int, server: str) -> str:
     if store == "memory":
         return "memory"
+    if store == "postgresql":
+        return await fresh_database(server, f"ap_bench_{run}")
     sync = "FULL" if "FULL" in store else "NORMAL"
     return f"sqlite:///{folder}/bench-{sync}-{run}.db?synchronous={sync}"
 
@@ -71,13 +92,13 @@ async def main(quick: bool) -> None:
     print(f"{count} tasks a run, median of 3 runs; python {sys.version.split()[0]}")
     print("| store | submit | tasks/s | us/task | overhead us/task |")
     print("|---|---|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, postgres_cluster() as server:
         for batch in (True, False):
             base = 0.0
             for store in STORES:
                 times = []
                 for run in range(3):
-                    times.append(await one_run(url(store, folder, run), count, batch))
+                    times.append(await one_run(await url(store, folder, run, server), count, batch))
                     for name in os.listdir(folder):
                         os.remove(os.path.join(folder, name))
                 per_task = statistics.median(times) / count * 1e6

@@ -109,7 +109,6 @@ def test_open_store_arguments() -> None:
     assert open_store(store) is store
     for bad, message in [
         ("redis://x", "store must be"),
-        ("postgresql://h/db", "not available yet"),
         ("sqlite:///", "names no file"),
         ("sqlite:///x.db?fsync=1", "unknown option"),
         ("sqlite:///x.db?timeout=soon", "timeout must be"),

@@ -52,7 +52,7 @@ from .processors import builtin_processors as builtins_for
 from .ready_queue import ReadyQueue
 from .result import TaskResult
 from .retry import RetryPolicy
-from .stores import TaskStore, open_store
+from .stores import Recovered, TaskStore, open_store
 from .task import ProcessingTask, ProcessingType, TaskPriority
 from .task_manager import EXPIRED, TaskManager, TaskRecord
 
@@ -958,27 +958,38 @@ class AdvancedAsyncProcessor:
     # -- task store --------------------------------------------------------------------------
 
     def _recover(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the durable store: bring back kept results, then accept unfinished tasks
-        again in their original order (dependencies first), with their attempt counts."""
+        """Open the durable store, adopt what it holds, and let it hand over more later."""
         results = self.task_manager.results
         recovered = self._store.open(loop, results.ttl, results.max_results)
+        try:
+            self._adopt(recovered)
+        except InvalidTaskError:
+            self._store.close()
+            raise
+        self._store.adopt = self._adopt
+
+    def _adopt(self, recovered: Recovered) -> None:
+        """Bring back kept results, then accept unfinished tasks again in their original
+        order (dependencies first), with their attempt counts; tasks already here are
+        skipped. Raises InvalidTaskError, accepting nothing, if one cannot run here."""
+        results = self.task_manager.results
+        tasks = [(t, n) for t, n in recovered.tasks if t.id not in self.task_manager.records]
         routes = []
-        for task, _ in recovered.tasks:
+        for task, _ in tasks:
             try:
                 routes.append(self._route(task))
             except InvalidTaskError as exc:
-                self._store.close()
                 raise type(exc)(f"cannot recover task {task.id} from the store: {exc}") from exc
         now = time.time()
         for result in recovered.results:
             results.add(result, now)
-        for (task, attempts), (fn, lane) in zip(recovered.tasks, routes, strict=True):
+        for (task, attempts), (fn, lane) in zip(tasks, routes, strict=True):
             self._accept(task, fn, lane)
             record = self.task_manager.records.get(task.id)
             if record is not None:
                 record.attempts = attempts
-        if recovered.tasks:
-            logger.info("recovered %d unfinished tasks from the store", len(recovered.tasks))
+        if tasks:
+            logger.info("recovered %d unfinished tasks from the store", len(tasks))
 
     def _idempotent(self, key: str) -> str | None:
         """The id of a still-known task first submitted with ``key``."""

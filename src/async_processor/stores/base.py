@@ -11,7 +11,7 @@ submit is accepted (``add`` has committed when it returns), :meth:`TaskStore.tra
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,10 @@ class TaskStore:
 
     #: False: the processor journals nothing (only idempotency keys are asked for).
     durable = False
+    #: Set by the processor after open(): a store that claims more tasks later (another
+    #: processor's, PostgreSQL) hands them to this on the processor's loop; it raises
+    #: InvalidTaskError, accepting none, if one of them cannot run here.
+    adopt: Callable[[Recovered], None] | None = None
 
     def open(
         self, loop: asyncio.AbstractEventLoop, result_ttl: float, max_results: int
