@@ -14,6 +14,7 @@ from pathlib import Path
 
 import process_functions as pf
 import pytest
+from executor_contract import ExecutorContract, NewExecutor
 
 from async_processor.errors import (
     NonRetryableError,
@@ -52,6 +53,14 @@ async def executor() -> AsyncIterator[ProcessExecutor]:
         yield ex
     finally:
         await ex.shutdown()
+
+
+class TestProcessExecutorContract(ExecutorContract):
+    """The shared executor suite (tests/executor_contract.py), also run against Dask."""
+
+    @pytest.fixture
+    def new_executor(self) -> NewExecutor:
+        return lambda: ProcessExecutor(2)
 
 
 # ---------------------------------------------------------------- values and errors

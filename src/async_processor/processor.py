@@ -160,6 +160,11 @@ class AdvancedAsyncProcessor:
         store: where tasks are kept: ``"memory"`` (lost in a crash),
             ``"sqlite:///file.db"`` (journalled; unfinished tasks run again after a restart)
             or a :class:`~async_processor.stores.TaskStore`. See docs/stores.md.
+        cluster: run ``cpu_intensive`` tasks on a Dask cluster instead of local processes:
+            a scheduler address (``"tcp://host:8786"``) or an asynchronous
+            ``distributed.Client``; the process lane gets one slot per cluster thread.
+            Needs ``async-processor[dask]``. See docs/dask.md.
+        cluster_resources: Dask resources per task type, e.g. ``{"embed": {"GPU": 1}}``.
     """
 
     def __init__(
@@ -186,6 +191,8 @@ class AdvancedAsyncProcessor:
         builtin_processors: bool = True,
         settings: Settings | None = None,
         store: str | TaskStore | None = "memory",
+        cluster: str | Any | None = None,
+        cluster_resources: dict[str, dict[str, float]] | None = None,
     ) -> None:
         for name, value, low in (
             ("max_workers", max_workers, 1),
@@ -227,6 +234,17 @@ class AdvancedAsyncProcessor:
         )
         if thread_executor is None and max_thread_workers:
             thread_executor = ThreadExecutor(max_thread_workers)
+        if cluster is not None:  # the Dask executor (docs/dask.md)
+            if process_executor is not None:
+                raise InvalidArgumentError("pass cluster= or process_executor=, not both")
+            from .executors.dask import DaskExecutor
+
+            try:
+                process_executor = DaskExecutor(cluster, resources=cluster_resources)
+            except ValueError as exc:
+                raise InvalidArgumentError(str(exc)) from exc
+        elif cluster_resources is not None:
+            raise InvalidArgumentError("cluster_resources needs cluster= (a Dask cluster)")
         if process_executor is None and max_process_workers:
             from .executors.process import ProcessExecutor
 
