@@ -119,7 +119,7 @@ def main() -> None:
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: 8787 may be taken (warns)
             silence_logs=40,
         )
     try:

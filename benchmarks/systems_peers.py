@@ -337,7 +337,7 @@ async def _dask(processes: bool = False) -> Any:
     kw: dict[str, Any] = {
         "processes": processes,
         "asynchronous": True,
-        "dashboard_address": None,
+        "dashboard_address": ":0",  # a free port: 8787 may be taken (warns)
         "silence_logs": logging.ERROR,
     }
     if processes:
