@@ -41,6 +41,7 @@ from ..task import ProcessingTask
 from .audio_io import Audio, encode_wav, read_audio, resample
 from .extras import has_module, require
 from .inputs import get_input
+from .openai_clients import sync_client
 from .settings import ProviderSettings, Settings
 
 if TYPE_CHECKING:
@@ -73,7 +74,6 @@ _PATH_PREFIXES = ("/", "./", "../", "~")
 
 _lock = threading.Lock()
 _engines: dict[tuple[str, str], _Engine] = {}
-_clients: dict[ProviderSettings, Any] = {}
 
 
 def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
@@ -317,27 +317,6 @@ class _Sphinx:
         }
 
 
-def _client(openai: Any, provider: ProviderSettings) -> Any:
-    client = _clients.get(provider)
-    if client is None:
-        with _lock:
-            client = _clients.get(provider)
-            if client is None:
-                try:
-                    client = openai.OpenAI(
-                        api_key=provider.api_key,
-                        base_url=provider.base_url,
-                        timeout=provider.timeout,
-                        max_retries=provider.max_retries,
-                    )
-                except openai.OpenAIError as exc:
-                    raise ProviderRequestError(
-                        f"the speech_to_text provider is not usable as configured: {exc}"
-                    ) from exc
-                _clients[provider] = client
-    return client
-
-
 def _transcribe_with_provider(
     provider: ProviderSettings, audio: Audio, language: str | None
 ) -> dict[str, Any]:
@@ -347,7 +326,7 @@ def _transcribe_with_provider(
             "'openai' (any OpenAI-compatible /v1/audio/transcriptions server)"
         )
     openai = require("openai", "ai", "transcription through a provider API")
-    client = _client(openai, provider)
+    client = sync_client(provider, "transcription through a provider API")
     model = provider.model or DEFAULT_PROVIDER_MODEL
     options: dict[str, Any] = {"language": language} if language is not None else {}
     where = f"the speech-to-text provider at {client.base_url}"

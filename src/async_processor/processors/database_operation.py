@@ -60,7 +60,6 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -88,18 +87,6 @@ _TRANSACTION_CONTROL = frozenset(
 )
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
 _DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
-
-
-_imported: dict[str, ModuleType] = {}
-
-
-async def _require(module: str, extra: str, purpose: str) -> ModuleType:
-    """``extras.require`` in a worker thread the first time: a first import takes 30-70 ms,
-    which would stall every task on the event loop."""
-    loaded = _imported.get(module)
-    if loaded is None:
-        loaded = _imported[module] = await asyncio.to_thread(extras.require, module, extra, purpose)
-    return loaded
 
 
 # --- the payload --------------------------------------------------------------------------
@@ -468,7 +455,7 @@ def _deny_other_files(action: int, *_: Any) -> int:
 
 
 async def _open_sqlite(name: str, url: str, settings: Settings) -> _SqliteHandle:
-    aiosqlite = await _require("aiosqlite", "db", "DATABASE_OPERATION on SQLite")
+    aiosqlite = await extras.require_off_loop("aiosqlite", "db", "DATABASE_OPERATION on SQLite")
     path = _sqlite_path(name, url)
     try:
         if path != ":memory:":
@@ -577,7 +564,9 @@ async def _set_codecs(connection: Any) -> None:
 
 
 async def _open_pool(request: _Request, settings: Settings) -> Any:
-    asyncpg = await _require("asyncpg", "postgres", "DATABASE_OPERATION on PostgreSQL")
+    asyncpg = await extras.require_off_loop(
+        "asyncpg", "postgres", "DATABASE_OPERATION on PostgreSQL"
+    )
     milliseconds = max(1, round(settings.statement_timeout * 1000))
     try:
         return await asyncpg.create_pool(
@@ -593,7 +582,9 @@ async def _open_pool(request: _Request, settings: Settings) -> Any:
 
 
 async def _run_postgres(request: _Request, settings: Settings) -> dict[str, Any]:
-    asyncpg = await _require("asyncpg", "postgres", "DATABASE_OPERATION on PostgreSQL")
+    asyncpg = await extras.require_off_loop(
+        "asyncpg", "postgres", "DATABASE_OPERATION on PostgreSQL"
+    )
     resources = await _loop_resources()
     pool = await _shared(resources.postgres, request.url, lambda: _open_pool(request, settings))
     client_timeout = settings.statement_timeout + _CLIENT_GRACE

@@ -35,7 +35,6 @@ import io
 import math
 import random
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -44,6 +43,7 @@ from ..errors import InvalidInputError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
 from .extras import require
 from .inputs import optional_text
+from .openai_clients import sync_client
 from .settings import ProviderSettings, Settings
 
 if TYPE_CHECKING:
@@ -114,37 +114,12 @@ def parse_size(value: Any, max_pixels: int) -> tuple[int, int]:
 
 # -- provider -----------------------------------------------------------------------------
 
-_clients: dict[ProviderSettings, Any] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(provider: ProviderSettings) -> Any:
-    """One OpenAI client per provider settings, per process."""
-    with _clients_lock:
-        client = _clients.get(provider)
-        if client is None:
-            openai = require("openai", "ai", "image generation through an images API")
-            try:
-                client = openai.OpenAI(
-                    api_key=provider.api_key,
-                    base_url=provider.base_url,
-                    timeout=provider.timeout,
-                    max_retries=provider.max_retries,
-                )
-            except openai.OpenAIError as exc:
-                raise ProviderRequestError(
-                    f"cannot set up the images provider: {exc} (set OPENAI_API_KEY, or "
-                    "ProviderSettings.api_key; any value for a server that needs none)"
-                ) from exc
-            _clients[provider] = client
-        return client
-
 
 def _generate_with_provider(
     provider: ProviderSettings, prompt: str, size: str, settings: Settings
 ) -> dict[str, Any]:
     openai = require("openai", "ai", "image generation through an images API")
-    client = _client(provider)
+    client = sync_client(provider, "image generation through an images API")
     options: dict[str, Any] = {
         "prompt": prompt,
         "size": size,

@@ -56,7 +56,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -108,18 +107,6 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     ``timestamp + "." + body`` keyed with ``secret``."""
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return f"sha256={digest.hexdigest()}"
-
-
-_imported: dict[str, ModuleType] = {}
-
-
-async def _require(module: str, extra: str, purpose: str) -> ModuleType:
-    """``extras.require`` in a worker thread the first time: a first import takes 30-70 ms,
-    which would stall every task on the event loop."""
-    loaded = _imported.get(module)
-    if loaded is None:
-        loaded = _imported[module] = await asyncio.to_thread(extras.require, module, extra, purpose)
-    return loaded
 
 
 # --- the payload --------------------------------------------------------------------------
@@ -254,7 +241,7 @@ async def _send_email(request: _Request, settings: Settings) -> dict[str, Any]:
             "smtp://user:password@host:587 (and ASYNC_PROCESSOR_MAIL_FROM), or pass "
             "Settings(smtp=SmtpSettings(host=...))"
         )
-    aiosmtplib = await _require("aiosmtplib", "notify", "Email notifications")
+    aiosmtplib = await extras.require_off_loop("aiosmtplib", "notify", "Email notifications")
     sender_domain = smtp.sender.rpartition("@")[2].strip("> ") or "localhost"
     message_id = f"<{request.message_id}@{sender_domain}>"
     message = EmailMessage()
@@ -338,7 +325,7 @@ async def _send_webhook(request: _Request, settings: Settings) -> dict[str, Any]
             "webhooks are always signed: set ASYNC_PROCESSOR_WEBHOOK_SECRET (or "
             "Settings(webhook_secret=...)) to the secret the receiver checks"
         )
-    httpx = await _require("httpx", "notify", "Webhook notifications")
+    httpx = await extras.require_off_loop("httpx", "notify", "Webhook notifications")
     document = {
         "message_id": request.message_id,
         "subject": request.subject,
@@ -393,7 +380,9 @@ async def _send_gateway(request: _Request, settings: Settings) -> dict[str, Any]
             f"Settings.{request.channel} must be a ProviderSettings of kind 'http', got "
             f"{config.kind!r}"
         )
-    httpx = await _require("httpx", "notify", f"{request.channel.upper()} notifications")
+    httpx = await extras.require_off_loop(
+        "httpx", "notify", f"{request.channel.upper()} notifications"
+    )
     document: dict[str, Any] = {
         "to": recipients,
         "body": request.body,
