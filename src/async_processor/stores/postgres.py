@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import MissingExtraError
 from ..lifecycle import TaskStatus
-from .base import Recovered, StoreCorruptError, StoreError, TaskStore
-from .codec import decode_result, decode_task, encode_result, encode_task
+from .base import Recovered, StoreCorruptError, StoreError
+from .codec import decode_result, decode_task, encode_task
+from .journal import JournalStore
 
 try:
     import asyncpg
@@ -38,7 +39,6 @@ except ImportError as exc:  # pragma: no cover - the extra is part of the dev in
 if TYPE_CHECKING:
     from ..result import TaskResult
     from ..task import ProcessingTask
-    from ..task_manager import TaskRecord
 
 __all__ = ["PostgresStore"]
 
@@ -82,7 +82,7 @@ _DROP_EMPTY = (
 )
 
 
-class PostgresStore(TaskStore):
+class PostgresStore(JournalStore):
     """Tasks journalled in the PostgreSQL database at ``dsn``.
 
     ``lease``: seconds a crashed processor's tasks wait before another claims them.
@@ -90,8 +90,6 @@ class PostgresStore(TaskStore):
     before a processor claims more. ``owner``: this processor's id (unique among live
     processors; a restart with the same id takes its groups back at once).
     """
-
-    durable = True
 
     def __init__(
         self,
@@ -102,6 +100,7 @@ class PostgresStore(TaskStore):
         owner: str | None = None,
         where: str | None = None,
     ) -> None:
+        super().__init__()
         self.dsn, self.lease, self.timeout, self.claim = dsn, lease, timeout, claim
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.where = where or dsn
@@ -110,12 +109,7 @@ class PostgresStore(TaskStore):
         self._thread: threading.Thread | None = None
         self._lock: asyncio.Lock | None = None
         self._heartbeat: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._updates: list[tuple[str, int, str]] = []
-        self._results: list[tuple[str, int, bytes, float, str]] = []
         self._unwritten: tuple[list[tuple[str, int, str]], list[Any]] = ([], [])
-        self._flush_pending = False
-        self._frozen = False
         self._live: set[str] = set()
         self._refused: set[str] = set()
         self._ttl = 0.0
@@ -425,31 +419,10 @@ class PostgresStore(TaskStore):
 
     # -- changes -------------------------------------------------------------------------
 
-    def transition(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
-        if self._frozen or old is new or new.is_terminal:
-            return
-        self._updates.append((new.value, record.attempts, record.task.id))
-        self._schedule()
-
     def finished(self, result: TaskResult) -> None:
-        if self._frozen:
-            return
-        self._live.discard(result.task_id)
-        self._results.append(
-            (
-                result.status.value,
-                result.attempts,
-                encode_result(result),
-                result.completed_at or time.time(),
-                result.task_id,
-            )
-        )
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if not self._flush_pending and self._loop is not None:
-            self._flush_pending = True
-            self._loop.call_soon(self.flush)
+        if not self._frozen:
+            self._live.discard(result.task_id)
+        super().finished(result)
 
     def flush(self) -> None:
         """Hand the buffered changes to the store's thread (written in one transaction)."""
@@ -504,9 +477,6 @@ class PostgresStore(TaskStore):
         del self._unwritten[0][: counts[0]]
         del self._unwritten[1][: counts[1]]
         self._since_purge += counts[1]
-
-    def freeze(self) -> None:
-        self._frozen = True
 
     def close(self) -> None:
         """Write what is pending, give this owner's groups back, and disconnect."""

@@ -24,14 +24,12 @@ from .base import (
     StoreError,
     StoreFullError,
     StoreLockedError,
-    TaskStore,
 )
-from .codec import decode_result, decode_task, encode_result, encode_task
+from .codec import decode_result, decode_task, encode_task
+from .journal import JournalStore
 
 if TYPE_CHECKING:
-    from ..result import TaskResult
     from ..task import ProcessingTask
-    from ..task_manager import TaskRecord
 
 __all__ = ["SqliteStore"]
 
@@ -56,25 +54,19 @@ _SCHEMA = (
 )
 
 
-class SqliteStore(TaskStore):
+class SqliteStore(JournalStore):
     """Tasks journalled in ``path``. ``synchronous``: ``"NORMAL"`` survives a crash of the
     process; ``"FULL"`` also a crash of the machine, at the cost of an fsync per commit.
     ``timeout``: seconds to wait for a lock before :class:`StoreLockedError`."""
-
-    durable = True
 
     def __init__(self, path: str, synchronous: str = "NORMAL", timeout: float = 5.0) -> None:
         self.path = path
         self.synchronous = synchronous.upper()
         if self.synchronous not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        super().__init__()
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._updates: list[tuple[str, int, str]] = []
-        self._results: list[tuple[str, int, bytes, float, str]] = []
-        self._flush_pending = False
-        self._frozen = False
         self._ttl = 0.0
         self._max_results = 0
         self._since_purge = 0
@@ -214,32 +206,6 @@ class SqliteStore(TaskStore):
 
     # -- changes -------------------------------------------------------------------------
 
-    def transition(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
-        # endings come with their result through finished(); old == new is add()
-        if self._frozen or old is new or new.is_terminal:
-            return
-        self._updates.append((new.value, record.attempts, record.task.id))
-        self._schedule()
-
-    def finished(self, result: TaskResult) -> None:
-        if self._frozen:
-            return
-        self._results.append(
-            (
-                result.status.value,
-                result.attempts,
-                encode_result(result),
-                result.completed_at or time.time(),
-                result.task_id,
-            )
-        )
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if not self._flush_pending and self._loop is not None:
-            self._flush_pending = True
-            self._loop.call_soon(self.flush)
-
     def flush(self) -> None:
         """Write the buffered changes in one transaction; on failure keep them and log."""
         self._flush_pending = False
@@ -284,9 +250,6 @@ class SqliteStore(TaskStore):
     def _clear_buffers(self) -> None:
         self._updates.clear()
         self._results.clear()
-
-    def freeze(self) -> None:
-        self._frozen = True
 
     def close(self) -> None:
         if self._conn is None:
