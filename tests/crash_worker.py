@@ -1,6 +1,7 @@
-"""A processor on an SQLite store, run by tests/test_stores_crash.py and killed with SIGKILL.
+"""A processor on a durable store, run by tests/test_stores_crash.py (SQLite) and
+tests/pg_worker.py (PostgreSQL), and killed with SIGKILL.
 
-    python tests/crash_worker.py DB ACCEPTED_LOG COUNT SEED
+    python tests/crash_worker.py STORE_URL ACCEPTED_LOG COUNT SEED
 
 Submits tasks ``t00000`` .. in batches, with priorities and dependencies drawn from SEED,
 and appends the index after each batch to ACCEPTED_LOG once ``submit_tasks`` has returned
@@ -64,15 +65,15 @@ async def double(task: ProcessingTask) -> int:
     return n * 2
 
 
-def make_processor(db: str) -> AdvancedAsyncProcessor:
+def make_processor(store: str, max_workers: int = 16) -> AdvancedAsyncProcessor:
     processor = AdvancedAsyncProcessor(
-        max_workers=16,
+        max_workers=max_workers,
         max_thread_workers=0,
         max_process_workers=0,
         queue_size=100_000,
         enable_monitoring=False,
         builtin_processors=False,
-        store=f"sqlite:///{db}",
+        store=store,
     )
     processor.register_processor("crash.double", double)
     return processor
@@ -87,9 +88,9 @@ def logged(log_path: str) -> int:
     return int(lines[-1]) if lines else 0
 
 
-async def main(db: str, log_path: str, count: int, seed: int) -> None:
+async def main(store: str, log_path: str, count: int, seed: int) -> None:
     tasks = plan(count, seed)
-    processor = make_processor(db)
+    processor = make_processor(store)
     await processor.start()
     done = logged(log_path)
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)

@@ -18,24 +18,11 @@ from typing import Any
 
 import asyncpg
 
-from async_processor import AdvancedAsyncProcessor, NonRetryableError, ProcessingTask
+from async_processor import NonRetryableError, ProcessingTask
 
 sys.path.insert(0, os.path.dirname(__file__))
-from crash_worker import BATCH, double, logged, plan
-
-
-def make_processor(url: str, max_workers: int = 16) -> AdvancedAsyncProcessor:
-    processor = AdvancedAsyncProcessor(
-        max_workers=max_workers,
-        max_thread_workers=0,
-        max_process_workers=0,
-        queue_size=100_000,
-        enable_monitoring=False,
-        builtin_processors=False,
-        store=url,
-    )
-    processor.register_processor("crash.double", double)
-    return processor
+from crash_worker import main as crash
+from crash_worker import make_processor
 
 
 def share_job(log_fd: int | None) -> Any:
@@ -51,26 +38,6 @@ def share_job(log_fd: int | None) -> Any:
         return n * 2
 
     return job
-
-
-async def crash(url: str, log_path: str, count: int, seed: int) -> None:
-    tasks = plan(count, seed)
-    processor = make_processor(url)
-    await processor.start()
-    done = logged(log_path)
-    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        while done < count:
-            batch = tasks[done : done + BATCH]
-            if batch[0].id not in processor.task_manager:  # else accepted just before a kill
-                await processor.submit_tasks(batch)
-            done += len(batch)
-            os.write(fd, f"{done}\n".encode())
-            await asyncio.sleep(0.002)
-    finally:
-        os.close(fd)
-    await asyncio.gather(*(processor.wait_for_task(task.id) for task in tasks))
-    await processor.shutdown()
 
 
 async def share(url: str, log_path: str) -> None:

@@ -45,7 +45,7 @@ def expected_statuses(seed: int) -> dict[str, TaskStatus]:
 @pytest.mark.parametrize("seed", [11, 29])
 def test_kill_9_loses_nothing(tmp_path: Path, seed: int) -> None:
     db, log = tmp_path / "tasks.db", tmp_path / "accepted.log"
-    command = [sys.executable, str(WORKER), str(db), str(log), str(COUNT), str(seed)]
+    command = [sys.executable, str(WORKER), f"sqlite:///{db}", str(log), str(COUNT), str(seed)]
     rng = random.Random(seed)
     killed = 0
     for _ in range(3):
@@ -63,7 +63,7 @@ def test_kill_9_loses_nothing(tmp_path: Path, seed: int) -> None:
 
 
 async def check_every_task(db: Path, seed: int) -> None:
-    processor = make_processor(str(db))
+    processor = make_processor(f"sqlite:///{db}")
     await processor.start()
     try:
         assert not processor.task_manager.records  # nothing left unfinished

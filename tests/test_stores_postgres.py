@@ -30,8 +30,8 @@ pytest.importorskip("asyncpg")
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "processors"))
 import asyncpg
-from crash_worker import logged, plan
-from pg_worker import make_processor, share_job
+from crash_worker import logged, make_processor, plan
+from pg_worker import share_job
 from servers import ServiceUnavailable, closed_port, postgres_cluster
 from test_stores_crash import expected_statuses
 
