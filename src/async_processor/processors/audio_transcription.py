@@ -191,12 +191,9 @@ def choose_engine(settings: Settings) -> _Engine:
 
 
 def file_sha256(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """The hex sha256 of a file."""
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def load_whisper(faster_whisper: Any, directory: Path, sha256: str | None, name: str) -> _Whisper:

@@ -130,11 +130,9 @@ def load(directory: Path | None = None, sha256: str | None = MODEL_SHA256) -> En
 
 
 def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    """The hex sha256 of a file."""
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 @dataclass(frozen=True)
