@@ -13,6 +13,7 @@ from async_processor import (
     ProcessingType,
     Settings,
     TaskStatus,
+    UnknownTaskTypeError,
     create_processor,
     create_task,
 )
@@ -88,6 +89,12 @@ async def test_missing_extra_fails_the_task_with_the_pip_command(
         await processor.shutdown()
 
 
-def test_builtins_can_be_left_out() -> None:
+async def test_builtins_can_be_left_out() -> None:
     processor = AdvancedAsyncProcessor(max_process_workers=0, builtin_processors=False)
-    assert processor.settings == Settings.from_env()
+    assert processor.settings == Settings.from_env()  # no settings given: the environment
+    await processor.start()
+    try:
+        with pytest.raises(UnknownTaskTypeError, match="data_analytics"):
+            await processor.submit_task(create_task(ProcessingType.DATA_ANALYTICS))
+    finally:
+        await processor.shutdown()
