@@ -32,6 +32,7 @@ __all__ = [
     "METADATA_HOSTS",
     "EgressPolicy",
     "Resolver",
+    "denial_in",
     "denied_class",
     "open_socket",
     "parse_allow",
@@ -97,6 +98,19 @@ def denied_class(address: IPAddress) -> str | None:
             return reason
     if address.is_multicast or address.is_reserved or not address.is_global:
         return "a special-purpose address that is not globally routable"
+    return None
+
+
+def denial_in(exc: BaseException) -> EgressDeniedError | None:
+    """The :class:`EgressDeniedError` behind ``exc`` (an SDK wraps it in its own connection
+    error after its retries), or None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, EgressDeniedError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
     return None
 
 
