@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +32,7 @@ __all__ = [
     "METADATA_ADDRESSES",
     "METADATA_HOSTS",
     "EgressPolicy",
+    "RedactingFilter",
     "Resolver",
     "denial_in",
     "denied_class",
@@ -276,6 +278,19 @@ def _redacted_netloc(parts: SplitResult) -> str:
         port = None
     netloc = host if port is None else f"{host}:{port}"
     return f"***@{netloc}" if parts.username is not None or parts.password is not None else netloc
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts the URLs among a log record's arguments (httpx logs every request's full
+    URL, credentials and query included, at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                redact_url(str(arg)) if "://" in str(arg) and not isinstance(arg, int) else arg
+                for arg in record.args
+            )
+        return True
 
 
 def redact_url(url: str) -> str:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import importlib
+import logging
 import ssl
 import sys
 import threading
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .egress import EgressPolicy
+from .egress import EgressPolicy, RedactingFilter
 
 __all__ = ["Family", "async_client", "family", "http_family", "sync_client", "tls_context"]
 
@@ -70,6 +71,7 @@ def family(name: str = "httpx") -> Family:
     """The guarded transports for ``httpx`` or ``httpx2`` (made once per process)."""
     http = importlib.import_module(name)
     core = importlib.import_module(_CORE_OF[name])
+    logging.getLogger(name).addFilter(RedactingFilter())  # it logs each URL in full
     return Family(http, _async_transport_class(http, core), _sync_transport_class(http, core))
 
 
