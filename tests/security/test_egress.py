@@ -12,13 +12,18 @@ import asyncio
 import json
 import logging
 import pickle
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from async_processor import (
@@ -35,7 +40,6 @@ from async_processor import (
 )
 from async_processor.processors import egress, egress_http
 
-pytest.importorskip("httpx")
 pytest.importorskip("aiosmtplib")
 pytest.importorskip("aiosmtpd")
 
@@ -60,7 +64,10 @@ class Receiver:
 
 
 @contextmanager
-def receiver(status: int = 200, body: bytes = b'{"ok": true}') -> Iterator[Receiver]:
+def receiver(
+    status: int = 200, body: bytes = b'{"ok": true}', tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    """A :class:`Receiver` (HTTPS with ``tls``)."""
     state = Receiver(status, body)
 
     class Handler(BaseHTTPRequestHandler):
@@ -81,6 +88,8 @@ def receiver(status: int = 200, body: bytes = b'{"ok": true}') -> Iterator[Recei
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -349,6 +358,45 @@ async def test_the_connection_goes_to_the_checked_address_with_the_host_kept() -
             response = await client.get(f"http://bear.test:{hook.port}/day")
     assert response.status_code == 200
     assert asked == ["bear.test"]
+    assert hook.requests == [{"path": "/day", "host": f"bear.test:{hook.port}"}]
+
+
+@pytest.fixture
+def bear_certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for the name ``bear.test`` (made by the openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    cert, key = tmp_path / "bear.pem", tmp_path / "bear.key"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=bear.test", "-addext", "subjectAltName=DNS:bear.test"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_goes_to_the_checked_address_under_the_original_name(
+    bear_certificate: tuple[Path, Path],
+) -> None:
+    """Over HTTPS the server sees the name as SNI and the client verifies the certificate
+    against the name, while the socket goes to the address the policy checked."""
+    cert, key = bear_certificate
+    server_names: list[str | None] = []
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    server_tls.sni_callback = lambda sock, name, context: server_names.append(name)
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    policy = egress.EgressPolicy("bear.test", resolver=fixed("127.0.0.1"))
+    with receiver(tls=server_tls) as hook:
+        transport = egress_http.family().async_transport(policy, client_tls)
+        async with httpx.AsyncClient(transport=transport) as client:
+            response = await client.get(f"https://bear.test:{hook.port}/day")
+    assert response.status_code == 200
+    assert server_names == ["bear.test"]
     assert hook.requests == [{"path": "/day", "host": f"bear.test:{hook.port}"}]
 
 
