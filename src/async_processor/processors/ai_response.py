@@ -659,38 +659,7 @@ async def _provider_result(
         )
     model = config.model or DEFAULT_MODELS[config.kind]
     max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-    call = _openai_chat if config.kind == "openai" else _anthropic_messages
-    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
-    from . import egress_http  # httpx (or httpx2) comes with the SDKs
-
-    # The SDK closes this client with its own; every connection obeys the egress policy.
-    http_client = await egress_http.async_client(
-        policy, egress_http.http_family(sdk), timeout=config.timeout, follow_redirects=True
-    )
-    try:
-        reply = await call(
-            sdk, config, http_client, model, _system_prompt(request), request, max_tokens
-        )
-    except EgressDeniedError:
-        raise
-    except sdk.APIStatusError as exc:
-        if exc.status_code < 400:  # an error event inside a stream that began with 200
-            raise _stream_error(config.kind, exc) from exc
-        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
-        # The status only: the body is the server's to write, not the task's to show.
-        raise kind(f"{config.kind} answered HTTP {exc.status_code}") from exc
-    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
-        denied = denial_in(exc)
-        if denied is not None:
-            raise denied from exc
-        where = redact_url(config.base_url) if config.base_url else "its default URL"
-        raise ProviderError(f"{config.kind} could not be reached at {where}: {exc}") from exc
-    except sdk.APIError as exc:  # an error event inside the stream, without a status
-        raise _stream_error(config.kind, exc) from exc
-    except Exception as exc:  # a malformed stream: bad JSON, missing fields
-        raise ProviderRequestError(
-            f"{config.kind} sent a malformed response ({type(exc).__name__})"
-        ) from exc
+    reply = await _call_provider(config, policy, request, model, max_tokens)
     if not reply.text.strip():
         raise ProviderRequestError(
             f"{config.kind} returned an empty reply (model {reply.model!r}); check that the "
@@ -715,6 +684,44 @@ async def _provider_result(
         "child_age": request.child_age,
         "requested_model": request.requested_model,
     }
+
+
+async def _call_provider(
+    config: ProviderSettings, policy: EgressPolicy, request: _Request, model: str, max_tokens: int
+) -> _Streamed:
+    """The streamed reply, through an SDK whose connections obey the egress policy; its
+    failures as this library's errors, with a status code but never a response body."""
+    call = _openai_chat if config.kind == "openai" else _anthropic_messages
+    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
+    from . import egress_http  # httpx (or httpx2) comes with the SDKs
+
+    # The SDK closes this client with its own.
+    http_client = await egress_http.async_client(
+        policy, egress_http.http_family(sdk), timeout=config.timeout, follow_redirects=True
+    )
+    try:
+        return await call(
+            sdk, config, http_client, model, _system_prompt(request), request, max_tokens
+        )
+    except EgressDeniedError:
+        raise
+    except sdk.APIStatusError as exc:
+        if exc.status_code < 400:  # an error event inside a stream that began with 200
+            raise _stream_error(config.kind, exc) from exc
+        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
+        raise kind(f"{config.kind} answered HTTP {exc.status_code}") from exc
+    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
+        denied = denial_in(exc)
+        if denied is not None:
+            raise denied from exc
+        where = redact_url(config.base_url) if config.base_url else "its default URL"
+        raise ProviderError(f"{config.kind} could not be reached at {where}: {exc}") from exc
+    except sdk.APIError as exc:  # an error event inside the stream, without a status
+        raise _stream_error(config.kind, exc) from exc
+    except Exception as exc:  # a malformed stream: bad JSON, missing fields
+        raise ProviderRequestError(
+            f"{config.kind} sent a malformed response ({type(exc).__name__})"
+        ) from exc
 
 
 @dataclass

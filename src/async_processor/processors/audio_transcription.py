@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import (
-    EgressDeniedError,
     InvalidInputError,
     MissingExtraError,
     ProviderError,
@@ -336,9 +335,7 @@ def _transcribe_with_provider(
         response = client.audio.transcriptions.create(
             file=("audio.wav", wav, "audio/wav"), model=model, **options
         )
-    except EgressDeniedError:
-        raise
-    except openai.APIConnectionError as exc:
+    except openai.APIConnectionError as exc:  # an SDK may wrap an EgressDeniedError
         raise denial_in(exc) or ProviderError(f"{where} failed: {type(exc).__name__}") from exc
     except (openai.RateLimitError, openai.InternalServerError) as exc:
         raise ProviderError(f"{where} failed: {type(exc).__name__} ({exc.status_code})") from exc

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EgressDeniedError, InvalidInputError, ProviderError, ProviderRequestError
+from ..errors import InvalidInputError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
 from .egress import denial_in, redact_url
 from .extras import require
@@ -132,17 +132,13 @@ def _generate_with_provider(
     where = redact_url(provider.base_url) if provider.base_url else "the OpenAI API"
     try:
         response = client.images.generate(**options)
-    except EgressDeniedError:
-        raise
     except openai.APITimeoutError as exc:
         raise ProviderError(
             f"the images provider at {where} did not answer within {provider.timeout:g} s"
         ) from exc
-    except openai.APIConnectionError as exc:
-        denied = denial_in(exc)
-        if denied is not None:
-            raise denied from exc
-        raise ProviderError(f"cannot reach the images provider at {where}: {exc}") from exc
+    except openai.APIConnectionError as exc:  # an SDK may wrap an EgressDeniedError
+        failure = ProviderError(f"cannot reach the images provider at {where}: {exc}")
+        raise denial_in(exc) or failure from exc
     except openai.APIStatusError as exc:  # the status only, never the body
         message = f"the images provider answered HTTP {exc.status_code}"
         if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
