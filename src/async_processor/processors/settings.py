@@ -115,6 +115,14 @@ class Settings:
             ``DATABASE_OPERATION``. Env: ``ASYNC_PROCESSOR_DATABASES="main=postgresql://..,
             logs=sqlite:///logs.db"``; ``default`` is a SQLite file unless overridden.
         statement_timeout: seconds one database statement may run.
+        database_statements: name -> SQL with ``:name`` parameters, run by a payload
+            ``{"statement": name, "params": {...}}``: the only SQL a service client can
+            run (the service fills this from ``[database.statements]``).
+        database_allow_ddl: let a payload's raw ``query`` change the schema (CREATE, DROP,
+            ALTER, ...). Off by default; configured statements may always.
+        max_result_bytes: the largest result a built-in may return, counted while a
+            database result is fetched (text and blob lengths, 8 bytes for other values);
+            a larger one fails its task. Env: ``ASYNC_PROCESSOR_MAX_RESULT_BYTES``.
         smtp: the mail server for email notifications. Env: ``ASYNC_PROCESSOR_SMTP_URL``,
             ``ASYNC_PROCESSOR_MAIL_FROM``.
         webhook_secret: the HMAC-SHA256 key that signs webhook bodies. Env:
@@ -134,6 +142,9 @@ class Settings:
     images: ProviderSettings | None = None
     databases: Mapping[str, str] = field(default_factory=_default_databases)
     statement_timeout: float = 10.0
+    database_statements: Mapping[str, str] = field(default_factory=dict)
+    database_allow_ddl: bool = False
+    max_result_bytes: int = 10 * 1024 * 1024
     smtp: SmtpSettings | None = None
     webhook_secret: str | None = None
     sms: ProviderSettings | None = None
@@ -150,15 +161,28 @@ class Settings:
         for name in ("statement_timeout", "max_audio_seconds"):
             if getattr(self, name) <= 0:
                 raise InvalidArgumentError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_image_pixels < 1:
-            raise InvalidArgumentError(
-                f"max_image_pixels must be >= 1, got {self.max_image_pixels!r}"
-            )
+        for name in ("max_image_pixels", "max_result_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+        self._check_databases()
+
+    def _check_databases(self) -> None:
         for name, url in self.databases.items():
             if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
                 raise InvalidArgumentError(
                     f"database {name!r}: use sqlite:///path or postgresql://user@host/db, "
                     f"got {url!r}"
+                )
+        for name, sql in self.database_statements.items():
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidArgumentError(
+                    f"database_statements: a statement name must be a non-empty string, "
+                    f"got {name!r}"
+                )
+            if not isinstance(sql, str) or not sql.strip():
+                raise InvalidArgumentError(
+                    f"database_statements[{name!r}] must be one SQL statement, got {sql!r}"
                 )
 
     @classmethod
@@ -188,6 +212,9 @@ class Settings:
                     f"got {item!r}"
                 )
             databases[name.strip()] = url.strip()
+        max_result_bytes = cls.max_result_bytes
+        if env.get("ASYNC_PROCESSOR_MAX_RESULT_BYTES"):
+            max_result_bytes = _int_from_env(env, "ASYNC_PROCESSOR_MAX_RESULT_BYTES")
         smtp_url = env.get("ASYNC_PROCESSOR_SMTP_URL")
         smtp = None
         if smtp_url:
@@ -204,7 +231,15 @@ class Settings:
             webhook_secret=env.get("ASYNC_PROCESSOR_WEBHOOK_SECRET") or None,
             sms=_http_from_env(env, "SMS"),
             push=_http_from_env(env, "PUSH"),
+            max_result_bytes=max_result_bytes,
         )
+
+
+def _int_from_env(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be a whole number, got {env[name]!r}") from None
 
 
 def _openai_from_env(env: Mapping[str, str], model: str | None) -> ProviderSettings:
