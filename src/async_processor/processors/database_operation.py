@@ -349,19 +349,20 @@ async def _run_sqlite(request: Request, settings: Settings) -> dict[str, Any]:
     handle: _SqliteHandle = await _shared(
         resources.sqlite, request.url, lambda: _open_sqlite(request.name, request.url, settings)
     )
-    async with handle.lock:
-        handle.guard.prepare(allow_ddl=request.configured or settings.database_allow_ddl)
-        work = asyncio.ensure_future(
-            _sqlite_statement(handle.connection, request, _ResultBudget(request, settings))
-        )
-        try:
-            done, _ = await asyncio.wait({work}, timeout=settings.statement_timeout)
-        except asyncio.CancelledError:
-            await _interrupt(handle.connection, work)
-            raise
-        if not done:
-            await _interrupt(handle.connection, work)
-            raise _timeout(request, settings)
+    await handle.lock.acquire()
+    handle.guard.prepare(allow_ddl=request.configured or settings.database_allow_ddl)
+    work = asyncio.ensure_future(
+        _sqlite_statement(handle.connection, request, _ResultBudget(request, settings))
+    )
+    work.add_done_callback(_release(handle.lock))
+    try:
+        done, _ = await asyncio.wait({work}, timeout=settings.statement_timeout)
+    except asyncio.CancelledError:
+        await handle.connection.interrupt()
+        raise
+    if not done:
+        await handle.connection.interrupt()
+        raise _timeout(request, settings)
     try:
         return work.result()
     except sqlite3.Warning as exc:
@@ -370,12 +371,20 @@ async def _run_sqlite(request: Request, settings: Settings) -> dict[str, Any]:
         raise _sqlite_error(request, exc, handle.guard.refused, settings) from exc
 
 
-async def _interrupt(connection: aiosqlite.Connection, work: asyncio.Future[Any]) -> None:
-    """Stop the running statement and wait until the connection is free again."""
-    await connection.interrupt()
-    await asyncio.wait({work})
-    if not work.cancelled():
-        work.exception()
+def _release(lock: asyncio.Lock) -> Callable[[asyncio.Future[Any]], None]:
+    """Free the connection when its statement has really ended, however its task ended.
+
+    A cancelled or timed-out task leaves at once; its interrupted statement still rolls
+    back on the connection's thread, and the next statement must wait for that. Nobody
+    awaits an abandoned statement, so its exception is retrieved here.
+    """
+
+    def release(work: asyncio.Future[Any]) -> None:
+        lock.release()
+        if not work.cancelled():
+            work.exception()
+
+    return release
 
 
 async def _sqlite_statement(
