@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from async_processor import ProcessingType, ProviderError, Settings, create_task
+from async_processor import ProcessingTask, ProcessingType, ProviderError, Settings, create_task
 from async_processor.processors import database_operation
 
 pytest.importorskip("aiosqlite")
@@ -24,7 +24,7 @@ async def test_a_statement_cancelled_twice_leaves_no_unretrieved_exception(
         databases={"main": f"sqlite:///{path}"}, statement_timeout=0.3, database_allow_ddl=True
     )
 
-    def task(query: str) -> database_operation.ProcessingTask:
+    def task(query: str) -> ProcessingTask:
         return create_task(ProcessingType.DATABASE_OPERATION, {"database": "main", "query": query})
 
     await database_operation.process(task("CREATE TABLE t (a INTEGER)"), settings)
