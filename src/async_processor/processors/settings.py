@@ -8,19 +8,46 @@ reads the environment variables listed on each field.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import InvalidArgumentError
 
 __all__ = ["ProviderSettings", "Settings", "SmtpSettings", "default_database_path"]
 
 PROVIDER_KINDS = ("openai", "anthropic", "hume", "http")
+#: What a repr shows instead of a key, password, token or secret.
+HIDDEN = "***"
 
 
-@dataclass(frozen=True)
+def _hidden(_: object) -> str:
+    return HIDDEN
+
+
+def _url_without_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{HIDDEN}@{host}"))
+
+
+def _masked_repr(obj: Any, masks: Mapping[str, Callable[[Any], Any]]) -> str:
+    """A dataclass repr in which the fields named in ``masks`` are shown masked."""
+    shown = []
+    for item in fields(obj):
+        value = getattr(obj, item.name)
+        if value is not None and item.name in masks:
+            value = masks[item.name](value)
+        shown.append(f"{item.name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+@dataclass(frozen=True, repr=False)
 class ProviderSettings:
     """One provider API.
 
@@ -48,10 +75,13 @@ class ProviderSettings:
         if self.max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be >= 0, got {self.max_retries!r}")
 
+    def __repr__(self) -> str:
+        return _masked_repr(self, {"api_key": _hidden, "base_url": _url_without_password})
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class SmtpSettings:
-    """An SMTP server for email notifications."""
+    """An SMTP server for email notifications; its repr hides the password."""
 
     host: str
     port: int = 25
@@ -80,6 +110,9 @@ class SmtpSettings:
             use_tls=tls,
         )
 
+    def __repr__(self) -> str:
+        return _masked_repr(self, {"password": _hidden})
+
 
 def default_database_path() -> Path:
     """Where the ``default`` SQLite database lives unless configured otherwise."""
@@ -91,9 +124,13 @@ def _default_databases() -> dict[str, str]:
     return {"default": f"sqlite:///{default_database_path()}"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Configuration of every built-in processor.
+
+    Its repr (and those of :class:`ProviderSettings` and :class:`SmtpSettings`) shows
+    ``***`` for API keys, passwords, tokens, the webhook secret and URL passwords, so that
+    settings in a log line or a traceback leak none of them.
 
     Attributes:
         llm: the language model for ``AI_RESPONSE``; None means the offline retrieval
@@ -184,6 +221,12 @@ class Settings:
                 raise InvalidArgumentError(
                     f"database_statements[{name!r}] must be one SQL statement, got {sql!r}"
                 )
+
+    def __repr__(self) -> str:
+        def databases(urls: Mapping[str, str]) -> dict[str, str]:
+            return {name: _url_without_password(url) for name, url in urls.items()}
+
+        return _masked_repr(self, {"webhook_secret": _hidden, "databases": databases})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
