@@ -120,6 +120,16 @@ def default_database_path() -> Path:
     return Path(base) / "async-processor" / "default.sqlite3"
 
 
+#: Seconds a heavy built-in may run when its task sets no timeout (``Settings.default_timeouts``).
+DEFAULT_TIMEOUTS = {
+    "audio_enhancement": 60.0,
+    "audio_transcription": 300.0,
+    "emotion_analysis": 120.0,
+    "image_generation": 120.0,
+    "image_processing": 60.0,
+}
+
+
 def _default_databases() -> dict[str, str]:
     return {"default": f"sqlite:///{default_database_path()}"}
 
@@ -157,6 +167,9 @@ class Settings:
             run (the service fills this from ``[database.statements]``).
         database_allow_ddl: let a payload's raw ``query`` change the schema (CREATE, DROP,
             ALTER, ...). Off by default; configured statements may always.
+        default_timeouts: task type -> seconds, the timeout of a built-in's task that sets
+            none (:data:`DEFAULT_TIMEOUTS`: the heavy image and audio types); ``{}`` for
+            none.
         max_result_bytes: the largest result a built-in may return, counted while a
             database result is fetched (text and blob lengths, 8 bytes for other values);
             a larger one fails its task. Env: ``ASYNC_PROCESSOR_MAX_RESULT_BYTES``.
@@ -182,6 +195,7 @@ class Settings:
     database_statements: Mapping[str, str] = field(default_factory=dict)
     database_allow_ddl: bool = False
     max_result_bytes: int = 10 * 1024 * 1024
+    default_timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     smtp: SmtpSettings | None = None
     webhook_secret: str | None = None
     sms: ProviderSettings | None = None
@@ -203,6 +217,15 @@ class Settings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
         self._check_databases()
+        for name, seconds in self.default_timeouts.items():
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 < seconds < float("inf")
+            ):
+                raise InvalidArgumentError(
+                    f"default_timeouts[{name!r}] must be a number of seconds > 0, got {seconds!r}"
+                )
 
     def _check_databases(self) -> None:
         for name, url in self.databases.items():
