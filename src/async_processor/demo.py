@@ -247,6 +247,7 @@ def demo_settings(provider: str, workdir: str, secret: str, receiver_host: str) 
     return Settings(
         llm=llm,
         databases={"journal": f"sqlite:///{workdir}/journal.sqlite3"},
+        database_allow_ddl=True,  # the demo creates its journal table
         webhook_secret=secret,
         egress_allow=(*parse_allow(os.environ.get(ALLOW_VARIABLE, "")), receiver_host),
     )
