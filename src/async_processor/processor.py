@@ -55,6 +55,7 @@ from .retry import RetryPolicy
 from .stores import Recovered, TaskStore, open_store
 from .task import ProcessingTask, ProcessingType, TaskPriority
 from .task_manager import EXPIRED, TaskManager, TaskRecord
+from .views import EventListener, TaskView
 
 __all__ = ["AdvancedAsyncProcessor", "create_processor", "run_custom", "run_custom_async"]
 
@@ -1092,6 +1093,72 @@ class AdvancedAsyncProcessor:
                 waiter.cancel()
                 if record.waiters is not None and waiter in record.waiters:
                     record.waiters.remove(waiter)
+
+    def view(self, task_id: str) -> TaskView:
+        """A frozen snapshot of one task, pending, running or ended (no payload, no result).
+
+        Raises:
+            TaskNotFoundError: the id is unknown (never submitted, or its result evicted).
+        """
+        return self.task_manager.view(task_id)
+
+    def tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        task_type: str | None = None,
+        priority: TaskPriority | None = None,
+        tags: Iterable[str] = (),
+        limit: int = 100,
+        after: str | None = None,
+        newest_first: bool = False,
+    ) -> list[TaskView]:
+        """Snapshots of the tasks this processor knows, in submission order.
+
+        Args:
+            status, task_type, priority: keep only tasks with this status, type, and
+                priority as submitted.
+            tags: keep only tasks that carry all of these tags.
+            limit: most views returned.
+            after: the id of the last task of the previous page; this page starts after it.
+            newest_first: list from the newest submission back.
+
+        Raises:
+            InvalidArgumentError: a filter has the wrong type, or ``limit`` < 1.
+            TaskNotFoundError: ``after`` names a task no longer known.
+        """
+        return self.task_manager.views(
+            status=status,
+            task_type=task_type,
+            priority=priority,
+            tags=tags,
+            limit=limit,
+            after=after,
+            newest_first=newest_first,
+        )
+
+    def dependents(self, task_id: str) -> list[str]:
+        """Ids of the tasks that depend directly on ``task_id``, in submission order.
+
+        Raises:
+            TaskNotFoundError: the id is unknown.
+        """
+        return self.task_manager.dependents(task_id)
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener(event)`` with a frozen :class:`TaskEvent` on every change of
+        status, on the event loop thread, as it happens.
+
+        A listener that raises is logged and never harms the scheduler or the other
+        listeners. Keep listeners short: they run inside the scheduler's bookkeeping.
+
+        Returns:
+            A function that removes the listener.
+
+        Raises:
+            InvalidArgumentError: ``listener`` is not callable.
+        """
+        return self.task_manager.add_listener(listener)
 
     async def get_task_status(self, task_id: str) -> TaskStatus:
         """The task's current status. Raises TaskNotFoundError for an unknown id."""
