@@ -21,8 +21,8 @@ from async_processor.errors import (
     UnsendableTaskError,
     WorkerCrashedError,
 )
-from async_processor.executors import process as process_module
-from async_processor.executors.process import ProcessExecutor, RemoteTraceback
+from async_processor.executors.process import ProcessExecutor, RemoteTraceback, messages, segments
+from async_processor.executors.process.segments import SEGMENT_PREFIX
 from async_processor.task import ProcessingTask
 
 SHM_DIR = Path("/dev/shm")
@@ -41,7 +41,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def our_segments() -> list[str]:
-    prefix = f"{process_module._SEGMENT_PREFIX}{os.getpid()}_"
+    prefix = f"{SEGMENT_PREFIX}{os.getpid()}_"
     return sorted(p.name for p in SHM_DIR.iterdir() if p.name.startswith(prefix))
 
 
@@ -203,7 +203,7 @@ async def test_check_sendable_names_the_unpicklable_payload_key(
 async def test_lambda_is_refused_without_cloudpickle(
     executor: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_module, "_load_cloudpickle", lambda: None)
+    monkeypatch.setattr(messages, "load_cloudpickle", lambda: None)
     with pytest.raises(UnsendableTaskError, match="lambda") as info:
         executor.check_sendable(lambda task: 1, make_task())
     message = str(info.value)
@@ -216,7 +216,7 @@ async def test_lambda_is_refused_without_cloudpickle(
 async def test_unpicklable_function_in_the_payload_is_named(
     executor: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_module, "_load_cloudpickle", lambda: None)
+    monkeypatch.setattr(messages, "load_cloudpickle", lambda: None)
     task = make_task(processor=lambda payload: payload)
     with pytest.raises(UnsendableTaskError, match=r"payload\['processor'\]") as info:
         executor.check_sendable(pf.add_one, task)
@@ -316,8 +316,8 @@ async def test_large_container_payload(executor: ProcessExecutor) -> None:
 async def test_oversized_segment_shrinks_after_a_run_of_small_messages(
     executor: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_module, "_SHRINK_ABOVE", 2 << 20)
-    monkeypatch.setattr(process_module, "_SHRINK_AFTER", 3)
+    monkeypatch.setattr(segments, "_SHRINK_ABOVE", 2 << 20)
+    monkeypatch.setattr(segments, "_SHRINK_AFTER", 3)
     big = os.urandom(4 << 20)
     assert (await executor.run(0, pf.describe_data, make_task(data=big)))[1] == len(big)
     [large] = our_segments()
