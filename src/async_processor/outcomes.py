@@ -188,6 +188,22 @@ class Outcomes:
             record.attempt_task.cancel_requested = True
             record.runner.cancel()
 
+    async def cancel_unfinished(self) -> None:
+        """Cancel what is left, give running tasks a moment to unwind, end the rest."""
+        records = self.manager.records
+        left = list(records.values())
+        if left:
+            logger.warning("shutdown: cancelling %d unfinished tasks", len(left))
+        for record in left:
+            if record.task.id in records:
+                self.cancel(record, "the processor shut down before the task finished")
+        for _ in range(100):  # running tasks unwind within a few loop iterations
+            if not records:
+                break
+            await asyncio.sleep(0.01)
+        for record in list(records.values()):  # ignored its cancellation
+            self.finish(record, TaskStatus.CANCELLED, None, "the processor shut down")
+
     # -- deadlines ---------------------------------------------------------------------------
 
     def arm_deadline(self, record: TaskRecord) -> None:

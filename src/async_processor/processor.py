@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 import time
@@ -33,20 +32,19 @@ from .admission import Admission
 from .arguments import check_count, check_seconds
 from .errors import (
     InvalidArgumentError,
-    InvalidTaskError,
     ProcessorNotRunningError,
-    QueueFullError,
 )
 from .executors.base import Executor
 from .executors.thread import ThreadExecutor
+from .intake import Intake
 from .lanes import Lane, Lanes
 from .lifecycle import TaskStatus
 from .monitor import PerformanceMonitor
 from .outcomes import Outcomes
 from .result import TaskResult
 from .retry import RetryPolicy
-from .routing import Route, Routes, TaskProcessor, run_custom, run_custom_async
-from .stores import Recovered, TaskStore, open_store
+from .routing import Routes, TaskProcessor, run_custom, run_custom_async
+from .stores import TaskStore, open_store
 from .task import ProcessingTask, ProcessingType, TaskPriority
 from .task_manager import TaskManager, TaskRecord
 from .views import EventListener, TaskView
@@ -72,9 +70,6 @@ _NOT_RUNNING = {
     _State.STOPPING: "the processor is shutting down and accepts no new tasks",
     _State.STOPPED: "the processor was shut down; create a new one to submit more tasks",
 }
-
-#: Seconds between two measurements of the event-loop lag.
-_PROBE_EVERY = 0.5
 
 
 class AdvancedAsyncProcessor:
@@ -148,50 +143,44 @@ class AdvancedAsyncProcessor:
         cluster: str | Any | None = None,
         cluster_resources: dict[str, dict[str, float]] | None = None,
     ) -> None:
-        _check_arguments(
-            max_workers=max_workers,
-            max_thread_workers=max_thread_workers,
-            max_process_workers=max_process_workers,
-            queue_size=queue_size,
-            max_results=max_results,
-            max_memory_intensive=max_memory_intensive,
-            health_max_queue=health_max_queue,
-            min_free_memory_mb=min_free_memory_mb,
-            health_min_success_rate=health_min_success_rate,
-            overload_policy=overload_policy,
-        )
+        _check_arguments(locals())
         if aging_interval is not None:
             aging_interval = check_seconds("aging_interval", aging_interval)
-        result_ttl = check_seconds("result_ttl", result_ttl, allow_zero=True)
-        self.queue_size = queue_size
         self.aging_interval = aging_interval
-        self.overload_policy = overload_policy
-        self.priority_reserve = overload.check_reserve(priority_reserve)
-        self._band_limits = overload.band_limits(queue_size, self.priority_reserve)
         self.retry_policy = retry_policy or RetryPolicy()
         self.health_max_queue = health_max_queue
         self.health_min_success_rate = health_min_success_rate
-        self.task_manager = TaskManager(result_ttl, max_results)
-        self.monitor = PerformanceMonitor(enable_monitoring, enable_profiling)
-        self._lane_map = _build_lanes(
-            max_workers,
-            aging_interval,
-            thread_executor or (ThreadExecutor(max_thread_workers) if max_thread_workers else None),
-            _process_executor(
-                process_executor,
-                max_process_workers,
-                process_start_method,
-                cluster,
-                cluster_resources,
-            ),
+        self.task_manager = TaskManager(
+            check_seconds("result_ttl", result_ttl, allow_zero=True), max_results
         )
-        # -- task store (docs/stores.md): a non-durable store is only asked about keys
-        self._store = open_store(store)
+        self.monitor = PerformanceMonitor(enable_monitoring, enable_profiling)
+        threads = thread_executor or (
+            ThreadExecutor(max_thread_workers) if max_thread_workers else None
+        )
+        processes = _process_executor(
+            process_executor, max_process_workers, process_start_method, cluster, cluster_resources
+        )
+        self._lane_map = _build_lanes(max_workers, aging_interval, threads, processes)
+        self._store = open_store(store)  # docs/stores.md
+        bounds = (queue_size, overload_policy, overload.check_reserve(priority_reserve))
+        self._assemble(max_memory_intensive, min_free_memory_mb, bounds)
+        self._settings = settings
+        if builtin_processors:
+            self._register_builtins()
+        self._state = _State.CREATED
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Future[None] | None = None
+
+    def _assemble(
+        self, max_memory_intensive: int, min_free_memory_mb: float, bounds: tuple[int, str, float]
+    ) -> None:
+        """Build the parts that carry the work out: admission, outcomes, lanes, routes and
+        intake (``bounds``: queue_size, overload_policy, priority_reserve)."""
         self._durable = self._store.durable
-        if self._durable:
+        if self._durable:  # a non-durable store is only asked about idempotency keys
             self.task_manager.listeners.append(self._store.transition)
         self._admission = Admission(
-            aging_interval, max_memory_intensive, min_free_memory_mb, self._enqueue
+            self.aging_interval, max_memory_intensive, min_free_memory_mb, self._enqueue
         )
         self._outcomes = Outcomes(
             self.task_manager,
@@ -205,14 +194,16 @@ class AdvancedAsyncProcessor:
             self._lane_map, self.task_manager, self.monitor, self._admission, self._outcomes
         )
         self._routes = Routes()
-        self._settings = settings
-        if builtin_processors:
-            self._register_builtins()
-        self._state = _State.CREATED
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Future[None] | None = None
-        self._probe: asyncio.TimerHandle | None = None
-        self._probe_at = 0.0
+        self._intake = Intake(
+            self.task_manager,
+            self.monitor,
+            self._routes,
+            self._lane_map,
+            self._outcomes,
+            self._store,
+            self._enqueue,
+            bounds,
+        )
 
     def _register_builtins(self) -> None:
         from .processors import builtin_processors
@@ -228,6 +219,19 @@ class AdvancedAsyncProcessor:
 
             self._settings = Settings.from_env()
         return self._settings
+
+    @property
+    def queue_size(self) -> int:
+        """Most tasks that may wait at once."""
+        return self._intake.queue_size
+
+    @property
+    def overload_policy(self) -> str:
+        return self._intake.overload_policy
+
+    @property
+    def priority_reserve(self) -> float:
+        return self._intake.priority_reserve
 
     @property
     def _processors(self) -> dict[str, tuple[TaskProcessor, bool]]:  # read by service/app.py
@@ -268,11 +272,10 @@ class AdvancedAsyncProcessor:
         loop = self._loop = asyncio.get_running_loop()
         self._admission.loop = self._outcomes.loop = loop
         if self._durable:
-            self._recover(loop)
+            self._intake.recover(loop)
         self._lanes.start(loop)
         if self.monitor.enabled:
-            self._probe_at = loop.time() + _PROBE_EVERY
-            self._probe = loop.call_at(self._probe_at, self._probe_loop_lag)
+            self.monitor.probe_loop_lag(loop)
         self._state = _State.RUNNING
         logger.info(
             "processor started: %s",
@@ -297,10 +300,9 @@ class AdvancedAsyncProcessor:
         await self._drain(timeout)
         if self._durable:  # what shutdown cancels stays unfinished in the store
             self._store.freeze()
-        await self._cancel_unfinished()
+        await self._outcomes.cancel_unfinished()
         self._admission.cancel_timers()
-        if self._probe is not None:
-            self._probe.cancel()
+        self.monitor.stop_probe()
         await self._lanes.stop(max(1.0, timeout - (time.monotonic() - started)))
         self._store.close()
         self._state = _State.STOPPED
@@ -317,22 +319,6 @@ class AdvancedAsyncProcessor:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await drained
-
-    async def _cancel_unfinished(self) -> None:
-        """Cancel what is left, give running tasks a moment to unwind, end the rest."""
-        records = self.task_manager.records
-        left = list(records.values())
-        if left:
-            logger.warning("shutdown: cancelling %d unfinished tasks", len(left))
-        for record in left:
-            if record.task.id in records:
-                self._outcomes.cancel(record, "the processor shut down before the task finished")
-        for _ in range(100):  # running tasks unwind within a few loop iterations
-            if not records:
-                break
-            await asyncio.sleep(0.01)
-        for record in list(records.values()):  # ignored its cancellation
-            self._outcomes.finish(record, TaskStatus.CANCELLED, None, "the processor shut down")
 
     # -- registering processors and limits -----------------------------------------------
 
@@ -380,18 +366,7 @@ class AdvancedAsyncProcessor:
         """
         if self._state is not _State.RUNNING:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
-        if idempotency_key is not None and (first := self._idempotent(idempotency_key)):
-            return first
-        route = self._routes.route(task, self._lane_map)
-        self.task_manager.check(task)
-        journal = self._durable or idempotency_key is not None
-        if journal:
-            prepared = self._store.prepare([task], [idempotency_key])
-        self._make_room([task])
-        if journal:
-            self._store.add(prepared)
-        self._accept(task, route)
-        return task.id
+        return self._intake.submit(task, idempotency_key)
 
     async def submit_tasks(self, tasks: Iterable[ProcessingTask]) -> list[str]:
         """Accept a batch atomically, in any order: all of it, or (on error) none of it.
@@ -400,133 +375,7 @@ class AdvancedAsyncProcessor:
         """
         if self._state is not _State.RUNNING:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
-        batch = list(tasks)
-        routes = [self._routes.route(task, self._lane_map) for task in batch]
-        by_id = {task.id: route for task, route in zip(batch, routes, strict=True)}
-        ordered = self.task_manager.order_batch(batch)
-        if self._durable:
-            prepared = self._store.prepare(ordered, [None] * len(ordered))
-        if batch:
-            self._make_room(batch)
-        if self._durable and batch:
-            self._store.add(prepared)
-        for task in ordered:
-            self._accept(task, by_id[task.id])
-        return [task.id for task in batch]
-
-    def _make_room(self, incoming: list[ProcessingTask]) -> None:
-        """Ensure ``incoming`` fits in the queue (and in its priority bands, see
-        :mod:`~async_processor.overload`), shedding if the policy allows."""
-        manager = self.task_manager
-        if len(incoming) == 1:  # the common case, without sorting
-            level = incoming[0].priority.value
-            excess = manager.waiting + 1 - self._band_limits[level]
-        else:
-            excess = overload.excess(
-                manager.waiting, self._band_limits, (t.priority.value for t in incoming)
-            )
-        if excess <= 0:
-            return
-        if self.overload_policy == "shed":
-            victims = overload.choose_victims(manager.records, incoming, excess)
-            if victims is not None:
-                for victim in victims:
-                    if victim.task.id in manager.records:
-                        logger.warning("task %s shed under overload", victim.task.id)
-                        self._outcomes.finish(
-                            victim,
-                            TaskStatus.CANCELLED,
-                            None,
-                            f"shed under overload: the queue was full (queue_size="
-                            f"{self.queue_size}) and more urgent work needed the room",
-                        )
-                return
-        raise self._queue_full(incoming)
-
-    def _queue_full(self, incoming: list[ProcessingTask]) -> QueueFullError:
-        waiting = self.task_manager.waiting
-        least = max(incoming, key=lambda t: t.priority.value).priority
-        room = self._band_limits[least.value]
-        if room < self.queue_size and waiting + len(incoming) <= self.queue_size:
-            return QueueFullError(
-                f"the queue has no room for {least.name} work: {waiting} tasks are waiting "
-                f"and {least.name} work may fill {room} of queue_size {self.queue_size} "
-                f"(priority_reserve={self.priority_reserve:g} keeps the rest for more urgent "
-                "work); wait for work to finish, raise queue_size, or lower priority_reserve"
-            )
-        return QueueFullError(
-            f"the queue is full: {waiting} tasks are waiting and queue_size is "
-            f"{self.queue_size}; wait for work to finish, raise queue_size, or use "
-            "overload_policy='shed' to make room for urgent work"
-        )
-
-    def _accept(self, task: ProcessingTask, route: Route) -> None:
-        manager = self.task_manager
-        fn, lane, plan = route
-        record = manager.add(task, fn, lane)
-        record.send_plan = plan
-        record.stats = self.monitor.breakdowns(record.type_name, record.priority_name)
-        context = contextvars.copy_context()
-        if len(context):  # the processor will run in a copy of the submitter's context
-            record.context = context
-        logger.debug("task %s (%s) accepted, tags %s", task.id, record.type_name, task.tags)
-        if record.doom is not None:
-            status, error = record.doom
-            self._outcomes.finish(record, status, None, error)
-            return
-        if task.depends_on:
-            for lifted in manager.lift_priority(record):
-                if lifted.queue is not None:
-                    lifted.queue.requeue(lifted)
-        if record.deadline is not None:
-            self._outcomes.arm_deadline(record)
-            for tightened in manager.tighten_deadlines(record):
-                self._outcomes.arm_deadline(tightened)
-        if record.waiting == 0:
-            self._enqueue(record)
-
-    # -- task store --------------------------------------------------------------------------
-
-    def _recover(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Open the durable store, adopt what it holds, and let it hand over more later."""
-        results = self.task_manager.results
-        recovered = self._store.open(loop, results.ttl, results.max_results)
-        try:
-            self._adopt(recovered)
-        except InvalidTaskError:
-            self._store.close()
-            raise
-        self._store.adopt = self._adopt
-
-    def _adopt(self, recovered: Recovered) -> None:
-        """Bring back kept results, then accept unfinished tasks again in their original
-        order (dependencies first), with their attempt counts; tasks already here are
-        skipped. Raises InvalidTaskError, accepting nothing, if one cannot run here."""
-        results = self.task_manager.results
-        tasks = [(t, n) for t, n in recovered.tasks if t.id not in self.task_manager.records]
-        routes = []
-        for task, _ in tasks:
-            try:
-                routes.append(self._routes.route(task, self._lane_map))
-            except InvalidTaskError as exc:
-                raise type(exc)(f"cannot recover task {task.id} from the store: {exc}") from exc
-        now = time.time()
-        for result in recovered.results:
-            results.add(result, now)
-        for (task, attempts), route in zip(tasks, routes, strict=True):
-            self._accept(task, route)
-            record = self.task_manager.records.get(task.id)
-            if record is not None:
-                record.attempts = attempts
-        if tasks:
-            logger.info("recovered %d unfinished tasks from the store", len(tasks))
-
-    def _idempotent(self, key: str) -> str | None:
-        """The id of a still-known task first submitted with ``key``."""
-        if not isinstance(key, str) or not key:
-            raise InvalidArgumentError(f"idempotency_key must be a non-empty string, got {key!r}")
-        first = self._store.find_key(key)
-        return first if first is not None and first in self.task_manager else None
+        return self._intake.submit_batch(tasks)
 
     # -- cancelling --------------------------------------------------------------------------
 
@@ -676,15 +525,6 @@ class AdvancedAsyncProcessor:
 
     # -- metrics and health ------------------------------------------------------------------
 
-    def _probe_loop_lag(self) -> None:
-        """Measure how late the loop runs a timer: the event-loop lag."""
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        self.monitor.record_loop_lag(max(0.0, now - self._probe_at))
-        self._probe_at = now + _PROBE_EVERY
-        self._probe = loop.call_at(self._probe_at, self._probe_loop_lag)
-
     async def get_performance_metrics(self) -> dict[str, Any]:
         """A snapshot of counters, latencies and worker states (see docs/metrics.md)."""
         metrics = self.monitor.snapshot()
@@ -714,31 +554,34 @@ class AdvancedAsyncProcessor:
         return {"status": "healthy", "reason": None, "metrics": metrics}
 
 
-def _check_arguments(
-    *,
-    min_free_memory_mb: float,
-    health_min_success_rate: float,
-    overload_policy: str,
-    **counts: int,
-) -> None:
-    """Raise InvalidArgumentError for a constructor argument out of range."""
-    lows = {"max_workers": 1, "queue_size": 1, "max_memory_intensive": 1}
-    for name, value in counts.items():
-        check_count(name, value, lows.get(name, 0))
-    check_seconds("min_free_memory_mb", min_free_memory_mb, allow_zero=True)
-    if (
-        isinstance(health_min_success_rate, bool)
-        or not isinstance(health_min_success_rate, int | float)
-        or not 0 <= health_min_success_rate <= 100
-    ):
+#: The constructor's count arguments and the least each may be.
+_COUNTS = {
+    "max_workers": 1,
+    "max_thread_workers": 0,
+    "max_process_workers": 0,
+    "queue_size": 1,
+    "max_results": 0,
+    "max_memory_intensive": 1,
+    "health_max_queue": 0,
+}
+
+
+def _check_arguments(arguments: dict[str, Any]) -> None:
+    """Raise InvalidArgumentError for a constructor argument out of range.
+
+    ``arguments`` are the constructor's, by name (its ``locals()`` on entry).
+    """
+    for name, low in _COUNTS.items():
+        check_count(name, arguments[name], low)
+    check_seconds("min_free_memory_mb", arguments["min_free_memory_mb"], allow_zero=True)
+    rate = arguments["health_min_success_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 100:
         raise InvalidArgumentError(
-            f"health_min_success_rate must be a percentage from 0 to 100, got "
-            f"{health_min_success_rate!r}"
+            f"health_min_success_rate must be a percentage from 0 to 100, got {rate!r}"
         )
-    if overload_policy not in ("reject", "shed"):
-        raise InvalidArgumentError(
-            f"overload_policy must be 'reject' or 'shed', got {overload_policy!r}"
-        )
+    policy = arguments["overload_policy"]
+    if policy not in ("reject", "shed"):
+        raise InvalidArgumentError(f"overload_policy must be 'reject' or 'shed', got {policy!r}")
 
 
 def _process_executor(
