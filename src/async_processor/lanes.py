@@ -221,20 +221,11 @@ class Lanes:
 
         Raises CancelledError only when the worker itself is being stopped.
         """
-        task = record.task
         value: Any = None
         failure: BaseException | None = None
         timed_out = False
         try:
-            if not lane.started:  # a pool's start-up does not count against the timeout
-                await self._start_lane(lane)
-                record.exec_started = time.monotonic()
-            call = self._call(lane, worker, record)
-            if task.timeout is None:
-                value = await call
-            else:
-                async with asyncio.timeout(task.timeout) as scope:
-                    value = await call
+            value = await self._timed_run(lane, worker, record)
         except asyncio.CancelledError:
             if lane.executor is not None:  # a thread may still run it: tell it to stop
                 record.attempt_task.cancel_requested = True
@@ -243,13 +234,10 @@ class Lanes:
                     stopped = AttemptOutcome(TaskStatus.CANCELLED, error="worker stopped")
                     self.outcomes.settle(record, stopped, worker.account(record))
                 raise
-        except TimeoutError as exc:
-            if task.timeout is not None and scope.expired():
-                timed_out = True
-                if lane.executor is not None:
-                    record.attempt_task.cancel_requested = True
-            else:
-                failure = exc
+        except _TimedOut:
+            timed_out = True
+            if lane.executor is not None:
+                record.attempt_task.cancel_requested = True
         except Exception as exc:  # the processor's own failure
             failure = exc
         else:
@@ -257,6 +245,23 @@ class Lanes:
                 record.cancel_reason = None
                 _uncancel()
         return outcome_of(record, value, failure, timed_out)
+
+    async def _timed_run(self, lane: Lane, worker: Worker, record: TaskRecord) -> Any:
+        """Run once; raises _TimedOut when the task's own timeout (not another) expired."""
+        if not lane.started:  # a pool's start-up does not count against the timeout
+            await self._start_lane(lane)
+            record.exec_started = time.monotonic()
+        call = self._call(lane, worker, record)
+        timeout = record.task.timeout
+        if timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return await call
+        except TimeoutError:
+            if scope.expired():
+                raise _TimedOut from None
+            raise
 
     def _call(self, lane: Lane, worker: Worker, record: TaskRecord) -> Awaitable[Any]:
         """The awaitable of one run: inline, through the executor, and in the submitter's
@@ -281,6 +286,10 @@ class Lanes:
             lane.starting = self.loop.create_task(lane.executor.start())
         await asyncio.shield(lane.starting)
         lane.started = True
+
+
+class _TimedOut(Exception):
+    """The attempt ran out of its task's ``timeout``."""
 
 
 def _uncancel() -> None:

@@ -34,7 +34,7 @@ from .errors import (
 from .lifecycle import TRANSITIONS, TaskStatus, check_transition
 from .record import TaskRecord
 from .result import TaskResult
-from .retention import EndedTask, ResultStore
+from .retention import EndedTask, RetainedResults
 from .task import ProcessingTask, TaskPriority
 from .views import (
     EventListener,
@@ -81,7 +81,7 @@ class TaskManager:
     def __init__(self, result_ttl: float = 3600.0, max_results: int = 100_000) -> None:
         #: Every task that has not ended, by id.
         self.records: dict[str, TaskRecord] = {}
-        self.results = ResultStore(result_ttl, max_results)
+        self.results = RetainedResults(result_ttl, max_results)
         #: Called with (record, old, new) on every change of status, and with
         #: (record, PENDING, PENDING) when a task is accepted.
         self.listeners: list[TransitionListener] = []
@@ -437,19 +437,7 @@ class TaskManager:
             task.tags,
         )
         del self.records[task.id]
-        dependents = record.dependents
-        self.results.keep(
-            EndedTask(
-                result,
-                record.seq,
-                task.depends_on,
-                None if dependents is None else [d.task.id for d in dependents],
-                task.deadline,
-                record.deadline,
-                record.priority,
-            ),
-            now,
-        )
+        self.results.keep(_ended(record, result), now)
         self._notify(record, old, status)
         ready: list[TaskRecord] = []
         doomed: list[TaskRecord] = []
@@ -522,6 +510,21 @@ class TaskManager:
                 f"dependency {result.task_id} ended {result.status.value}"
                 + (f": {result.error}" if result.error else ""),
             )
+
+
+def _ended(record: TaskRecord, result: TaskResult) -> EndedTask:
+    """What is kept of a task that ended with ``result``: its place in the graph."""
+    task = record.task
+    dependents = record.dependents
+    return EndedTask(
+        result,
+        record.seq,
+        task.depends_on,
+        None if dependents is None else [d.task.id for d in dependents],
+        task.deadline,
+        record.deadline,
+        record.priority,
+    )
 
 
 def _topological(batch: dict[str, ProcessingTask]) -> list[ProcessingTask]:
