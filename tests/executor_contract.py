@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import process_functions as pf
 import pytest
 
-from async_processor import AdvancedAsyncProcessor
+from async_processor import AdvancedAsyncProcessor, TaskEvent
 from async_processor.errors import WorkerCrashedError
 from async_processor.executors.base import Executor
 from async_processor.lifecycle import TaskStatus
@@ -52,6 +52,11 @@ async def wait_idle(executor: Executor, slot: int) -> None:
 
 class ExecutorContract:
     """Tests every executor passes; subclass with a ``new_executor`` fixture."""
+
+    #: The lane the executor serves in a processor ("thread" or "process").
+    lane = "process"
+    #: Whether a worker that dies is replaced (a thread cannot die on its own).
+    replaces_dead_workers = True
 
     @pytest.fixture
     async def executor(self, new_executor: NewExecutor) -> AsyncIterator[Executor]:
@@ -106,6 +111,8 @@ class ExecutorContract:
     async def test_killed_worker_fails_clearly_and_the_executor_keeps_working(
         self, executor: Executor
     ) -> None:
+        if not self.replaces_dead_workers:
+            pytest.skip("a thread cannot die alone: os._exit would end the whole process")
         task = make_task()
         with pytest.raises(WorkerCrashedError, match=r"died") as info:
             await executor.run(0, pf.exit_3, task)
@@ -116,11 +123,26 @@ class ExecutorContract:
 
     async def test_priority_order_when_saturated(self, new_executor: NewExecutor) -> None:
         """Through the processor: with every slot busy, HIGH tasks start before LOW ones."""
+        executor = new_executor()
         processor = AdvancedAsyncProcessor(
-            process_executor=new_executor(), builtin_processors=False, aging_interval=None
+            builtin_processors=False,
+            aging_interval=None,
+            thread_executor=executor if self.lane == "thread" else None,
+            process_executor=executor if self.lane == "process" else None,
+            max_process_workers=2 if self.lane == "process" else 0,
         )
         processor.register_processor("stamp", stamp)
         await processor.start()
+        busy = asyncio.Event()
+        running: set[str] = set()
+
+        def on_event(event: TaskEvent) -> None:
+            if event.status is TaskStatus.RUNNING:
+                running.add(event.task_id)
+                if len(running) == 2:
+                    busy.set()
+
+        processor.add_listener(on_event)
         try:
             ids = []
             for priority, seconds in [(TaskPriority.NORMAL, 0.6)] * 2 + [
@@ -130,11 +152,14 @@ class ExecutorContract:
                 (TaskPriority.HIGH, 0.1),
             ]:
                 task = ProcessingTask(
-                    "stamp", {"seconds": seconds}, priority=priority, cpu_intensive=True
+                    "stamp",
+                    {"seconds": seconds},
+                    priority=priority,
+                    cpu_intensive=self.lane == "process",
                 )
                 ids.append(await processor.submit_task(task))
                 if len(ids) == 2:
-                    await asyncio.sleep(0.2)  # both slots are busy now
+                    await busy.wait()  # both slots have taken a NORMAL task
             results = [await processor.wait_for_task(i, timeout=30) for i in ids]
         finally:
             await processor.shutdown()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from executor_contract import ExecutorContract, NewExecutor
 
 from async_processor import ProcessingTask, create_task
 from async_processor.executors.thread import ThreadExecutor
@@ -23,6 +24,18 @@ async def executor() -> AsyncIterator[ThreadExecutor]:
     await pool.start()
     yield pool
     await pool.shutdown(timeout=2.0)
+
+
+class TestThreadExecutorContract(ExecutorContract):
+    """The shared executor suite (tests/executor_contract.py), as the process pool and
+    Dask run it."""
+
+    lane = "thread"
+    replaces_dead_workers = False
+
+    @pytest.fixture
+    def new_executor(self) -> NewExecutor:
+        return lambda: ThreadExecutor(2)
 
 
 def task(**payload: Any) -> ProcessingTask:
