@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -142,10 +141,8 @@ async def test_cancelled_task_kills_the_child_and_a_replacement_works(
     executor: ProcessExecutor,
 ) -> None:
     pid = await executor.run(0, pf.get_pid, make_task())
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError):  # the function sleeps 60 s: it is killed, not awaited
         await asyncio.wait_for(executor.run(0, pf.sleep_then_pid, make_task(seconds=60)), 0.5)
-    assert time.monotonic() - started < 5
     assert executor.slot_state(0) in {"restarting", "idle"}
     await executor.release(0)
     assert executor.slot_state(0) == "idle"
@@ -169,15 +166,19 @@ async def test_idle_child_killed_from_outside_is_replaced(executor: ProcessExecu
     assert await executor.run(1, pf.get_pid, make_task()) != pid
 
 
-async def test_slots_run_in_parallel_and_report_busy(executor: ProcessExecutor) -> None:
-    started = time.monotonic()
-    first = asyncio.ensure_future(executor.run(0, pf.sleep_then_pid, make_task(seconds=0.5)))
-    second = asyncio.ensure_future(executor.run(1, pf.sleep_then_pid, make_task(seconds=0.5)))
-    await asyncio.sleep(0.1)
+async def test_slots_run_in_parallel_and_report_busy(
+    executor: ProcessExecutor, tmp_path: Path
+) -> None:
+    # each child waits for the other to arrive: run one after the other, neither could
+    def meet(me: str, other: str) -> ProcessingTask:
+        return make_task(folder=str(tmp_path), me=me, other=other)
+
+    first = asyncio.ensure_future(executor.run(0, pf.rendezvous, meet("a", "b")))
+    second = asyncio.ensure_future(executor.run(1, pf.rendezvous, meet("b", "a")))
+    await asyncio.sleep(0)
     assert executor.slot_state(0) == "busy"
     assert executor.slot_state(1) == "busy"
     pids = await asyncio.gather(first, second)
-    assert time.monotonic() - started < 0.9
     assert pids[0] != pids[1]
     assert executor.slot_state(0) == executor.slot_state(1) == "idle"
 
@@ -366,9 +367,7 @@ async def test_shutdown_kills_a_busy_child() -> None:
     await asyncio.sleep(0.2)
     pid = ex._workers[0].pid
     assert pid is not None
-    started = time.monotonic()
     await ex.shutdown()
-    assert time.monotonic() - started < 5
     assert not pid_alive(pid)
     with pytest.raises(WorkerCrashedError, match="shut down"):
         await running
