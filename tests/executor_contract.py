@@ -13,6 +13,7 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import process_functions as pf
 import pytest
@@ -79,22 +80,24 @@ class ExecutorContract:
         assert await executor.run(0, pf.add_one, make_task(x=1)) == 2
 
     async def test_timeout_frees_the_slot(self, executor: Executor) -> None:
-        started = time.monotonic()
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(executor.run(0, pf.sleep_then_pid, make_task(seconds=1.5)), 0.3)
         await wait_idle(executor, 0)
         assert await executor.run(0, pf.add_one, make_task(x=2)) == 3
-        assert time.monotonic() - started < 10
 
-    async def test_cancel_stops_waiting_at_once(self, executor: Executor) -> None:
-        running = asyncio.ensure_future(executor.run(1, pf.sleep_then_pid, make_task(seconds=1.5)))
-        await asyncio.sleep(0.3)
+    async def test_cancel_stops_waiting_at_once(self, executor: Executor, tmp_path: Path) -> None:
+        folder = str(tmp_path)
+        running = asyncio.ensure_future(
+            executor.run(1, pf.wait_for_release, make_task(folder=folder))
+        )
+        await asyncio.sleep(0)
         assert executor.slot_state(1) == "busy"
         running.cancel()
-        started = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await running
-        assert time.monotonic() - started < 1.0
+        # the function waits for "release", which does not exist yet: nobody waited for it
+        assert not (tmp_path / "done").exists()
+        (tmp_path / "release").touch()  # a thread, or a Dask worker, may now finish it
         await wait_idle(executor, 1)
         assert await executor.run(1, pf.add_one, make_task(x=3)) == 4
 

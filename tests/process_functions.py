@@ -89,6 +89,16 @@ def rendezvous(task: ProcessingTask) -> int:
     return os.getpid()
 
 
+def wait_for_release(task: ProcessingTask) -> int:
+    """Wait (30 s at most) until ``folder/release`` exists, then mark ``folder/done``."""
+    folder = Path(task.payload["folder"])
+    give_up = time.monotonic() + 30.0
+    while not (folder / "release").exists() and time.monotonic() < give_up:
+        time.sleep(0.005)
+    (folder / "done").touch()
+    return os.getpid()
+
+
 def describe_data(task: ProcessingTask) -> tuple[str, int, str]:
     """Type name, size and sha256 of ``payload["data"]`` as the child sees it."""
     data = task.payload["data"]
