@@ -8,117 +8,71 @@ work a task waits on, and records endings. It never awaits anything: the process
 
 Every change of status passes through :meth:`TaskManager.transition`, which checks the
 lifecycle table and tells the registered listeners; a durable store or an event stream
-plugs in there.
+plugs in there. A listener that raises is logged and never stops the change.
+
+The read side (:meth:`TaskManager.view`, :meth:`TaskManager.views`,
+:meth:`TaskManager.dependents`) answers with frozen :class:`~async_processor.views.TaskView`
+snapshots, for live and ended tasks alike.
 """
 
 from __future__ import annotations
 
-import contextvars
+import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import (
     DependencyCycleError,
     DependencyNotFoundError,
     DuplicateTaskError,
+    InvalidArgumentError,
     TaskNotFoundError,
 )
 from .lifecycle import TRANSITIONS, TaskStatus, check_transition
+from .record import TaskRecord
 from .result import TaskResult
-from .retention import ResultStore
+from .retention import EndedTask, RetainedResults
 from .task import ProcessingTask, TaskPriority
+from .views import (
+    EventListener,
+    TaskEvent,
+    TaskFilter,
+    TaskView,
+    check_page,
+    page,
+    view_of_ended,
+    view_of_record,
+)
 
-if TYPE_CHECKING:
-    import asyncio
-
-    from .limits import TypeLimit
-    from .ready_queue import ReadyQueue
-
-__all__ = ["EXPIRED", "TaskManager", "TaskRecord", "TransitionListener"]
+__all__ = ["EXPIRED", "Ending", "TaskManager", "TaskRecord", "TransitionListener"]
 
 #: How the error of a task whose deadline passed before it could start begins.
 EXPIRED = "expired in the queue"
 
+logger = logging.getLogger("async_processor")
+
 TransitionListener = Callable[["TaskRecord", TaskStatus, TaskStatus], None]
 
+_PRIORITIES = TaskPriority._value2member_map_
 
-class TaskRecord:
-    """The scheduler's state for one task that has not ended yet."""
 
-    __slots__ = (
-        "attempts",
-        "cancel_reason",
-        "context",
-        "deadline",
-        "deadline_timer",
-        "dependents",
-        "doom",
-        "entry",
-        "exec_started",
-        "fn",
-        "holds_memory",
-        "lane",
-        "limit",
-        "priority",
-        "priority_name",
-        "queue",
-        "ready_at",
-        "retry_timer",
-        "runner",
-        "started_at",
-        "stats",
-        "status",
-        "submitted_at",
-        "task",
-        "type_name",
-        "waiters",
-        "waiting",
-        "worker_id",
-    )
+@dataclass(slots=True)
+class Ending:
+    """An instruction of :meth:`TaskManager.end`: what the async layer must now carry out
+    for one task that ended (take it out of its queue and timers, wake its waiters, and so
+    on)."""
 
-    def __init__(self, task: ProcessingTask, fn: Callable[..., Any], lane: str) -> None:
-        self.task = task
-        self.fn = fn
-        #: "async", "thread" or "process": where the task runs.
-        self.lane = lane
-        self.type_name = task.type_name
-        self.priority_name: str = task.priority._name_
-        self.status = TaskStatus.PENDING
-        #: Effective priority (a dependent may lift it); lower is more urgent.
-        self.priority: int = task.priority.value
-        #: Effective deadline in Unix seconds (a dependent may tighten it), or None.
-        self.deadline = task.deadline
-        #: How many dependencies have not ended yet; the task is ready at 0.
-        self.waiting = 0
-        #: Records that wait on this one (None until one does).
-        self.dependents: list[TaskRecord] | None = None
-        #: Set when a dependency ended badly: (status, error) to end with at once.
-        self.doom: tuple[TaskStatus, str] | None = None
-        self.attempts = 0
-        self.submitted_at = time.monotonic()
-        self.ready_at = 0.0
-        self.exec_started = 0.0
-        self.started_at: float | None = None
-        self.worker_id: str | None = None
-        self.entry: list[Any] | None = None
-        self.queue: ReadyQueue | None = None
-        self.runner: asyncio.Task[Any] | None = None
-        self.waiters: list[asyncio.Future[TaskResult]] | None = None
-        self.deadline_timer: asyncio.TimerHandle | None = None
-        self.retry_timer: asyncio.TimerHandle | None = None
-        self.limit: TypeLimit | None = None
-        self.holds_memory = False
-        #: The submitter's contextvars, when it had any set.
-        self.context: contextvars.Context | None = None
-        #: The monitor's counters for this task's type and priority.
-        self.stats: Any = None
-        #: Why a running task is being cancelled; set just before its runner is cancelled.
-        self.cancel_reason: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.task.id
+    record: TaskRecord
+    result: TaskResult
+    #: Dependents whose last dependency this was: push them onto their ready queues.
+    ready: list[TaskRecord]
+    #: Tasks whose effective deadline changed (given back): re-arm their timers.
+    relaxed: list[TaskRecord]
+    #: The last attempt's run time; None for a task that never ran.
+    execution_time: float | None
 
 
 class TaskManager:
@@ -127,8 +81,12 @@ class TaskManager:
     def __init__(self, result_ttl: float = 3600.0, max_results: int = 100_000) -> None:
         #: Every task that has not ended, by id.
         self.records: dict[str, TaskRecord] = {}
-        self.results = ResultStore(result_ttl, max_results)
+        self.results = RetainedResults(result_ttl, max_results)
+        #: Called with (record, old, new) on every change of status, and with
+        #: (record, PENDING, PENDING) when a task is accepted.
         self.listeners: list[TransitionListener] = []
+        self._event_listeners: dict[object, EventListener] = {}
+        self._seq = itertools.count()
         #: How many tasks wait (not ended, not running), in all and by effective priority.
         self.waiting = 0
         self.waiting_by_priority = [0] * (len(TaskPriority) + 1)
@@ -158,6 +116,66 @@ class TaskManager:
         if result is None:
             raise _not_found(task_id)
         return result
+
+    def view(self, task_id: str) -> TaskView:
+        """A snapshot of one task. Raises TaskNotFoundError for an unknown id."""
+        record = self.records.get(task_id)
+        if record is not None:
+            return view_of_record(record)
+        return view_of_ended(self._ended(task_id))
+
+    def dependents(self, task_id: str) -> list[str]:
+        """Ids of the tasks that depend directly on ``task_id``, in submission order.
+
+        Raises TaskNotFoundError for an unknown id.
+        """
+        record = self.records.get(task_id)
+        if record is not None:
+            return [d.task.id for d in record.dependents or ()]
+        return list(self._ended(task_id).dependents or ())
+
+    def views(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        task_type: str | None = None,
+        priority: TaskPriority | None = None,
+        tags: Iterable[str] = (),
+        limit: int = 100,
+        after: str | None = None,
+        newest_first: bool = False,
+    ) -> list[TaskView]:
+        """Snapshots of known tasks (live, and ended whose results are kept), in
+        submission order (or newest first), filtered by every criterion given.
+
+        ``priority`` is the priority as submitted; ``tags`` must all be present. ``after``
+        is the id of the last task of the previous page: the page starts after it.
+
+        Raises:
+            InvalidArgumentError: ``limit`` is not a positive int, or a filter has the
+                wrong type.
+            TaskNotFoundError: ``after`` names a task no longer known.
+        """
+        keep = TaskFilter.checked(status, task_type, priority, tags)
+        check_page(limit, after)
+        start = None if after is None else self._seq_of(after)
+        candidates: list[tuple[int, TaskRecord | EndedTask]] = []
+        if status is None or not status.is_terminal:
+            candidates += [(r.seq, r) for r in self.records.values() if keep.keeps_record(r)]
+        if status is None or status.is_terminal:
+            self.results.expire(time.time())
+            candidates += [(e.seq, e) for e in self.results.entries() if keep.keeps_ended(e)]
+        return page(candidates, start, limit, newest_first)
+
+    def _seq_of(self, task_id: str) -> int:
+        record = self.records.get(task_id)
+        return record.seq if record is not None else self._ended(task_id).seq
+
+    def _ended(self, task_id: str) -> EndedTask:
+        ended = self.results.ended(task_id, time.time())
+        if ended is None:
+            raise _not_found(task_id)
+        return ended
 
     async def get_ready_tasks(self) -> list[str]:
         """Ids of tasks whose dependencies have all completed and that have not started."""
@@ -206,6 +224,7 @@ class TaskManager:
     def add(self, task: ProcessingTask, fn: Callable[..., Any], lane: str) -> TaskRecord:
         """Register a checked task and link it to its dependencies."""
         record = TaskRecord(task, fn, lane)
+        record.seq = next(self._seq)
         records = self.records
         for dep_id in task.depends_on:
             dep = records.get(dep_id)
@@ -216,13 +235,18 @@ class TaskManager:
                 else:
                     dep.dependents.append(record)
                 continue
-            result = self.results.get(dep_id, time.time())
-            if result is None:  # its result expired since check()/order_batch()
+            ended = self.results.ended(dep_id, time.time())
+            if ended is None:  # its result expired since check()/order_batch()
                 record.doom = (
                     TaskStatus.CANCELLED,
                     f"dependency {dep_id}'s result expired (result_ttl) before it was used",
                 )
                 continue
+            if ended.dependents is None:
+                ended.dependents = [task.id]
+            else:
+                ended.dependents.append(task.id)
+            result = ended.result
             expired = result.status is TaskStatus.TIMEOUT and (result.error or "").startswith(
                 EXPIRED
             )
@@ -230,8 +254,7 @@ class TaskManager:
         records[task.id] = record
         self.waiting += 1
         self.waiting_by_priority[record.priority] += 1
-        for listener in self.listeners:
-            listener(record, TaskStatus.PENDING, TaskStatus.PENDING)
+        self._notify(record, TaskStatus.PENDING, TaskStatus.PENDING)
         return record
 
     def lift_priority(self, record: TaskRecord) -> list[TaskRecord]:
@@ -309,6 +332,11 @@ class TaskManager:
 
     def transition(self, record: TaskRecord, status: TaskStatus) -> None:
         """The one place a task's status changes."""
+        old = self._set_status(record, status)
+        self._notify(record, old, status)
+
+    def _set_status(self, record: TaskRecord, status: TaskStatus) -> TaskStatus:
+        """Change the status and the waiting counts, without telling anyone."""
         old = record.status
         if (old, status) not in TRANSITIONS:
             check_transition(record.task.id, old, status)
@@ -319,8 +347,59 @@ class TaskManager:
         elif status is TaskStatus.PENDING:
             self.waiting += 1
             self.waiting_by_priority[record.priority] += 1
+        return old
+
+    def _notify(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
+        """Tell every listener; one that raises is logged and the others still run."""
         for listener in self.listeners:
-            listener(record, old, status)
+            try:
+                listener(record, old, new)
+            except Exception:
+                logger.exception(
+                    "a transition listener (%r) raised on task %s (%s -> %s); ignored",
+                    listener,
+                    record.task.id,
+                    old.value,
+                    new.value,
+                )
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with a :class:`TaskEvent` on every change of status.
+
+        Returns a function that removes it (calling it twice does nothing).
+        """
+        if not callable(listener):
+            raise InvalidArgumentError(f"a listener must be callable, got {listener!r}")
+        token = object()
+        if not self._event_listeners:
+            self.listeners.append(self._publish)
+        self._event_listeners[token] = listener
+
+        def remove() -> None:
+            if self._event_listeners.pop(token, None) is not None and not self._event_listeners:
+                self.listeners.remove(self._publish)
+
+        return remove
+
+    def _publish(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
+        event = TaskEvent(
+            record.task.id,
+            record.type_name,
+            new,
+            None if old is new else old,
+            _PRIORITIES[record.priority],  # type: ignore[arg-type]
+            time.time(),
+        )
+        for listener in list(self._event_listeners.values()):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception(
+                    "an event listener (%r) raised on task %s (%s); ignored",
+                    listener,
+                    event.task_id,
+                    new.value,
+                )
 
     def finish(
         self,
@@ -336,9 +415,10 @@ class TaskManager:
         ``expired`` marks a task whose deadline passed before it could start: its
         dependents then end TIMEOUT too; after any other bad ending they end CANCELLED.
         Returns the result, the dependents that became ready, and the dependents that must
-        now end too (their ``doom`` says how).
+        now end too (their ``doom`` says how). Listeners hear of the ending once the
+        result is kept.
         """
-        self.transition(record, status)
+        old = self._set_status(record, status)
         task = record.task
         now = time.time()
         result = TaskResult(
@@ -357,7 +437,8 @@ class TaskManager:
             task.tags,
         )
         del self.records[task.id]
-        self.results.add(result, now)
+        self.results.keep(_ended(record, result), now)
+        self._notify(record, old, status)
         ready: list[TaskRecord] = []
         doomed: list[TaskRecord] = []
         for dependent in record.dependents or ():
@@ -371,6 +452,47 @@ class TaskManager:
                 ready.append(dependent)
         record.dependents = None
         return result, ready, doomed
+
+    def end(
+        self,
+        record: TaskRecord,
+        status: TaskStatus,
+        value: Any = None,
+        error: str | None = None,
+        execution_time: float | None = None,
+        expired: bool = False,
+    ) -> list[Ending]:
+        """End a task and, down the graph, every dependent that cannot run without it.
+
+        The cascade decision lives here: a dependent doomed by this ending ends too
+        (TIMEOUT after an expiry, CANCELLED otherwise), and so on. A dependent that ends
+        before its own deadline gives that deadline back to the work it waited on; one past
+        its deadline leaves it (that work was hopeless). Returns one :class:`Ending` per
+        ended task, in the order they ended.
+        """
+        endings: list[Ending] = []
+        stack: list[tuple[TaskRecord, TaskStatus, Any, str | None, float | None, bool]]
+        stack = [(record, status, value, error, execution_time, expired)]
+        while stack:
+            record, status, value, error, execution_time, expired = stack.pop()
+            result, ready, doomed = self.finish(
+                record, status, value, error, execution_time or 0.0, expired
+            )
+            relaxed: list[TaskRecord] = []
+            if (
+                record.deadline is not None
+                and record.task.depends_on
+                and not expired
+                and record.deadline > time.time()
+            ):
+                relaxed = self.relax_deadlines(record)
+            endings.append(Ending(record, result, ready, relaxed, execution_time))
+            for dependent in doomed:
+                assert dependent.doom is not None
+                doom_status, doom_error = dependent.doom
+                timed_out = doom_status is TaskStatus.TIMEOUT
+                stack.append((dependent, doom_status, None, doom_error, None, timed_out))
+        return endings
 
     @staticmethod
     def _dependency_ended(record: TaskRecord, result: TaskResult, expired: bool) -> None:
@@ -388,6 +510,21 @@ class TaskManager:
                 f"dependency {result.task_id} ended {result.status.value}"
                 + (f": {result.error}" if result.error else ""),
             )
+
+
+def _ended(record: TaskRecord, result: TaskResult) -> EndedTask:
+    """What is kept of a task that ended with ``result``: its place in the graph."""
+    task = record.task
+    dependents = record.dependents
+    return EndedTask(
+        result,
+        record.seq,
+        task.depends_on,
+        None if dependents is None else [d.task.id for d in dependents],
+        task.deadline,
+        record.deadline,
+        record.priority,
+    )
 
 
 def _topological(batch: dict[str, ProcessingTask]) -> list[ProcessingTask]:
