@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from async_processor import AdvancedAsyncProcessor, create_task
 from async_processor.service import ServiceConfig
 from async_processor.service.events import EventHub
+from async_processor.service.reads import ProcessorReads
 
 from .conftest import TOKENS, RunningService, start_service
 
@@ -495,7 +496,7 @@ async def test_slow_event_client_is_dropped_not_the_processor() -> None:
     processor.register_processor("quick", quick)
     await processor.start()
     hub = EventHub(queue_size=5)
-    hub.attach(processor)
+    hub.attach(ProcessorReads(processor))
     slow = hub.subscribe()
     keen = hub.subscribe(task_type="other")
     try:

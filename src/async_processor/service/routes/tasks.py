@@ -1,0 +1,172 @@
+"""Reading tasks: ``GET /tasks/{id}``, its long poll, cancelling, listing and the graph."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from ...lifecycle import TaskStatus
+from ..models import Cancelled, Graph, TaskPage, TaskView
+from ..openapi import answers
+from ..reads import ProcessorReads
+from ..responses import JSON, ApiError
+from ..state import ServiceState, StateDep
+
+__all__ = ["router"]
+
+router = APIRouter()
+_GRAPH_LIMIT = 500
+
+
+def _not_found(task_id: str) -> ApiError:
+    return ApiError(404, "task_not_found", f"no task {task_id!r} (never submitted, or evicted)")
+
+
+def _view(state: ServiceState, task_id: str) -> dict[str, Any]:
+    view = state.reads.view(task_id)
+    if view is None:
+        raise _not_found(task_id)
+    return view
+
+
+@router.get("/tasks/{task_id}", response_model=TaskView, responses=answers(404))
+async def get_task(task_id: str, state: StateDep) -> Response:
+    """A task's status, and its result once it has ended."""
+    return JSON(_view(state, task_id))
+
+
+@router.get("/tasks/{task_id}/wait", response_model=TaskView, responses=answers(404, 422))
+async def wait_task(
+    task_id: str,
+    state: StateDep,
+    timeout: Annotated[
+        float, Query(ge=0, description="seconds, at most the server's max_wait")
+    ] = 30.0,
+) -> Response:
+    """Wait up to ``timeout`` seconds for the task to end; answers its state either way."""
+    if timeout > state.config.max_wait:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"timeout: must be at most {state.config.max_wait} seconds (max_wait)",
+        )
+    _view(state, task_id)
+    try:
+        result = await state.processor.wait_for_task(task_id, timeout)
+    except TimeoutError:
+        return JSON(_view(state, task_id))
+    return JSON(result.to_dict())
+
+
+@router.delete("/tasks/{task_id}", response_model=Cancelled, responses=answers(400, 404, 413))
+async def cancel_task(task_id: str, state: StateDep) -> Response:
+    """Cancel a task that has not ended, and every task that depends on it."""
+    reads = state.reads
+    _view(state, task_id)
+    downstream = reads.unfinished_downstream(task_id)
+    cancelled = await state.processor.cancel_task(task_id)
+    status = reads.status(task_id)
+    cascaded = [
+        d
+        for d in downstream
+        if not reads.is_unfinished(d) and reads.status(d) is TaskStatus.CANCELLED
+    ]
+    return JSON(
+        {
+            "task_id": task_id,
+            "cancelled": cancelled,
+            "status": (status or TaskStatus.CANCELLED).value,
+            "cancelled_dependents": cascaded,
+        }
+    )
+
+
+def _encode_cursor(created_at: float, task_id: str) -> str:
+    raw = json.dumps([created_at, task_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, task_id = json.loads(raw)
+        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
+            raise ValueError
+        if not isinstance(task_id, str):
+            raise ValueError
+        return -float(created_at), task_id
+    except (ValueError, TypeError, binascii.Error):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this server handed out") from None
+
+
+@router.get("/tasks", response_model=TaskPage, responses=answers(400, 422))
+async def list_tasks(
+    state: StateDep,
+    status: TaskStatus | None = None,
+    task_type: str | None = None,
+    tag: Annotated[list[str], Query(description="all of these tags")] = [],  # noqa: B006
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> Response:
+    """Tasks newest first, filtered by status, type and tags; page with ``next_cursor``."""
+    after = _decode_cursor(cursor) if cursor else None
+    candidates = state.reads.matching(status, task_type, set(tag))
+    chosen = heapq.nsmallest(
+        limit + 1,
+        (c for c in candidates if after is None or c[0] > after),
+        key=lambda c: c[0],
+    )
+    page = chosen[:limit]
+    next_cursor = None
+    if len(chosen) > limit:
+        last_key = page[-1][0]
+        next_cursor = _encode_cursor(-last_key[0], last_key[1])
+    return JSON({"tasks": [view for _, view in page], "next_cursor": next_cursor})
+
+
+def _node(reads: ProcessorReads, task_id: str) -> dict[str, Any]:
+    view = reads.view(task_id)
+    if view is None:
+        return {"id": task_id, "task_type": "", "status": "unknown", "priority": 0}
+    return {
+        "id": task_id,
+        "task_type": view["task_type"],
+        "status": view["status"],
+        "priority": view["priority"],
+    }
+
+
+def _walk(
+    reads: ProcessorReads, task_id: str, upward: bool
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """The nodes reached from ``task_id`` along dependencies (or dependents), and edges."""
+    step = reads.depends_on if upward else reads.dependents
+    edges: set[tuple[str, str]] = set()
+    stack, seen = [task_id], {task_id}
+    while stack and len(seen) < _GRAPH_LIMIT:
+        node = stack.pop()
+        for other in step(node):
+            edges.add((other, node) if upward else (node, other))
+            if other not in seen:
+                seen.add(other)
+                stack.append(other)
+    return seen, edges
+
+
+@router.get("/tasks/{task_id}/graph", response_model=Graph, responses=answers(404))
+async def task_graph(task_id: str, state: StateDep) -> Response:
+    """The task's transitive dependencies and dependents (at most 500 nodes)."""
+    reads = state.reads
+    if reads.view(task_id) is None and task_id not in reads.graph.deps:
+        raise _not_found(task_id)
+    up_nodes, up_edges = _walk(reads, task_id, upward=True)
+    down_nodes, down_edges = _walk(reads, task_id, upward=False)
+    nodes = {node: _node(reads, node) for node in (*up_nodes, *down_nodes)}
+    edges = sorted([a, b] for a, b in up_edges | down_edges)
+    return JSON({"nodes": list(nodes.values()), "edges": edges})
