@@ -41,21 +41,27 @@ def nesting_exceeds(text: bytes, limit: int) -> bool:
     """
     brackets = _STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
     brackets = brackets.replace(b"{", b"[").replace(b"}", b"]")
-    for _ in range(limit):
+    for peeled_levels in range(limit):
         if not brackets:
             return False
         peeled = brackets.replace(b"[]", b"")
-        if len(peeled) == len(brackets):
-            return False  # unbalanced: json.loads says what is wrong
+        if len(peeled) == len(brackets):  # unbalanced: what is left opens and never closes
+            return peeled_levels + peeled.count(b"[") > limit
         brackets = peeled
     return b"[" in brackets
 
 
 def parse_json(body: bytes) -> Any:
     """The body as JSON, or a 400 that says what is wrong."""
+    if nesting_exceeds(body, MAX_JSON_DEPTH):
+        raise ApiError(
+            400,
+            "json_too_deep",
+            f"the request body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep",
+        )
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
 
 
