@@ -39,12 +39,13 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert config.tokens == {"backend": "backend-token-0123456789"}
     assert config.processor == {"max_workers": 4, "queue_size": 50}
     env = {
-        "ASYNC_PROCESSOR_API_TOKENS": "ops:ops-token-0123456789ab, ci:ci-token-0123456789abc",
+        "ASYNC_PROCESSOR_API_TOKENS": "ops:ops-token-0123456789ab:admin, ci:ci-token-0123456789abc",
         "ASYNC_PROCESSOR_PORT": "9100",
     }
     config = ServiceConfig.load(path, env=env, host="127.0.0.1")
     assert config.port == 9100 and config.host == "127.0.0.1"
     assert set(config.tokens) == {"backend", "ops", "ci"}
+    assert config.tokens["ops"] == "ops-token-0123456789ab" and config.admins == ["ops"]
     processor = build_processor(config)
     assert processor.queue_size == 50
 
@@ -62,6 +63,8 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ("[service.processors]\necho = 'not a spec'\n", {}, "'package.module:function'"),
         ("[processor]\nworkers = 3\n", {}, "unknown argument(s) workers"),
         ("[service\n", {}, "is not valid TOML"),
+        ("[service]\nadmins = ['ghost']\n", {}, "admins names 'ghost', which is not a"),
+        ("[service]\nadmins = 'ops'\n", {}, "admins must be a list of token names"),
         ("", {"ASYNC_PROCESSOR_API_TOKENS": "no-colon-here"}, "name:token pairs"),
         ("", {"ASYNC_PROCESSOR_PORT": "http"}, "ASYNC_PROCESSOR_PORT must be a port number"),
     ],

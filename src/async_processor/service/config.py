@@ -12,8 +12,11 @@ A file looks like this (every key is optional)::
     max_wait = 60.0                  # longest long poll (GET /tasks/{id}/wait)
     shutdown_timeout = 30.0          # SIGTERM: how long to drain before cancelling
 
+    admins = ["ops"]                 # token names that see every task (the dashboard)
+
     [service.tokens]                 # name = token (the name appears in the logs)
     teddy-backend = "a long random string"
+    ops = "another long random string"
 
     [service.processors]             # task type name = "module:function" to register
     resize = "my_app.images:resize"
@@ -22,7 +25,11 @@ A file looks like this (every key is optional)::
     max_workers = 20
 
 The environment overrides the file: ``ASYNC_PROCESSOR_API_TOKENS`` (``name:token`` pairs,
-comma-separated), ``ASYNC_PROCESSOR_HOST``, ``ASYNC_PROCESSOR_PORT``.
+comma-separated; ``name:token:admin`` for an admin), ``ASYNC_PROCESSOR_HOST``,
+``ASYNC_PROCESSOR_PORT``.
+
+A token sees, waits on, lists, streams and cancels only the tasks it submitted; an admin
+token sees every task (docs/security.md).
 """
 
 from __future__ import annotations
@@ -47,6 +54,8 @@ TOKENS_ENV = "ASYNC_PROCESSOR_API_TOKENS"
 HOST_ENV = "ASYNC_PROCESSOR_HOST"
 PORT_ENV = "ASYNC_PROCESSOR_PORT"
 MIN_TOKEN_LENGTH = 16
+#: ``name:token:admin`` in ASYNC_PROCESSOR_API_TOKENS: a token that sees every task.
+ADMIN_SUFFIX = ":admin"
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _IMPORT_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -69,6 +78,7 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     tokens: dict[str, str] = field(default_factory=dict)
+    admins: list[str] = field(default_factory=list)
     max_body_bytes: int = 16 * 1024 * 1024
     max_payload_bytes: int = 12 * 1024 * 1024
     rate_limit: float = 50.0
@@ -107,6 +117,11 @@ class ServiceConfig:
                 )
             if any(c.isspace() or c == "," for c in token):
                 raise fail("tokens", f"token of {name!r} must not contain spaces or commas")
+        if not isinstance(self.admins, list | tuple | set | frozenset):
+            raise fail("admins", "must be a list of token names")
+        for name in self.admins:
+            if name not in self.tokens:
+                raise fail("admins", f"names {name!r}, which is not a configured token")
         for key, low in (
             ("max_body_bytes", 1024),
             ("max_payload_bytes", 1),
@@ -174,7 +189,9 @@ class ServiceConfig:
             values = _read_file(Path(path))
         if env.get(TOKENS_ENV):
             source = f"{source} + {TOKENS_ENV}"
-            values["tokens"] = {**values.get("tokens", {}), **parse_tokens(env[TOKENS_ENV])}
+            tokens, admins = parse_tokens(env[TOKENS_ENV])
+            values["tokens"] = {**values.get("tokens", {}), **tokens}
+            values["admins"] = [*values.get("admins", []), *admins]
         if env.get(HOST_ENV):
             values["host"] = env[HOST_ENV]
         if env.get(PORT_ENV):
@@ -191,14 +208,18 @@ class ServiceConfig:
             raise ConfigError(str(exc).replace("ServiceConfig:", f"{source}:", 1)) from None
 
 
-def parse_tokens(text: str) -> dict[str, str]:
-    """``"name:token,name2:token2"`` -> ``{"name": "token", ...}``."""
+def parse_tokens(text: str) -> tuple[dict[str, str], list[str]]:
+    """``"name:token,ops:token2:admin"`` -> ``({"name": "token", "ops": "token2"}, ["ops"])``."""
     tokens: dict[str, str] = {}
+    admins: list[str] = []
     for pair in text.split(","):
         pair = pair.strip()
         if not pair:
             continue
         name, sep, token = pair.partition(":")
+        if token.endswith(ADMIN_SUFFIX):
+            token = token.removesuffix(ADMIN_SUFFIX)
+            admins.append(name)
         if not sep or not name or not token:
             raise ConfigError(
                 f"{TOKENS_ENV} must be comma-separated name:token pairs, got an entry "
@@ -207,7 +228,7 @@ def parse_tokens(text: str) -> dict[str, str]:
         if name in tokens:
             raise ConfigError(f"{TOKENS_ENV} names {name!r} twice")
         tokens[name] = token
-    return tokens
+    return tokens, admins
 
 
 def _read_file(path: Path) -> dict[str, Any]:

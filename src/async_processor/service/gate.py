@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import RateLimiter, TokenAuth, bearer_token
 from .config import ServiceConfig
 from .responses import error_response
+from .tenancy import Caller
 
 __all__ = ["COOKIE", "PUBLIC_PATHS", "Gate"]
 
@@ -37,6 +38,7 @@ class Gate:
     def __init__(self, app: ASGIApp, config: ServiceConfig) -> None:
         self.app = app
         self.auth = TokenAuth(config.tokens)
+        self.admins = frozenset(config.admins)
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
         self.max_body = config.max_body_bytes
 
@@ -64,7 +66,9 @@ class Gate:
                 if body is None:
                     return
                 receive = _replay(body, receive)
-            scope.setdefault("state", {})["token_name"] = name
+            state = scope.setdefault("state", {})
+            state["token_name"] = name
+            state["caller"] = None if name is None else Caller(name, name in self.admins)
             await self.app(scope, receive, send_and_note)
         except Exception:
             logger.exception("%s %s failed", scope["method"], scope["path"])

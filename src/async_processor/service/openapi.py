@@ -15,7 +15,8 @@ __all__ = ["BATCH_BODY", "SUBMIT_BODY", "answers", "build_openapi", "repeat"]
 _ERROR_TEXT = {
     400: "Malformed request body (not JSON, or a broken multipart form)",
     401: "Missing or invalid bearer token",
-    404: "Unknown task",
+    403: "This route needs an admin token",
+    404: "Unknown task, or another token's task (or dependency)",
     409: "Duplicate task id, or idempotency key reused with another body",
     413: "Request body or task payload too large",
     422: "A field is wrong, or the processor refused the task",

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..task import ProcessingTask, create_task
 from .models import TaskFields
 from .responses import ApiError
+from .tenancy import RESERVED_TAG_PREFIX
 
 __all__ = [
     "MAX_JSON_DEPTH",
@@ -152,8 +153,19 @@ def _decode(value: Any, where: str) -> Any:
     return value
 
 
-def build_task(fields: TaskFields, files: dict[str, bytes]) -> ProcessingTask:
-    """The task ``fields`` describe, with ``files`` added to its payload."""
+def build_task(
+    fields: TaskFields, files: dict[str, bytes], service_tags: set[str]
+) -> ProcessingTask:
+    """The task ``fields`` describe, with ``files`` added to its payload and the service's
+    own tags (its owner) added to the client's."""
+    reserved = [t for t in fields.tags if t.startswith(RESERVED_TAG_PREFIX)]
+    if reserved:
+        raise ApiError(
+            422,
+            "reserved_tag",
+            f"tag {reserved[0]!r}: tags starting with {RESERVED_TAG_PREFIX!r} are the "
+            "service's own; choose another tag",
+        )
     payload = _decode(fields.payload, "payload")
     for name, data in files.items():
         if name in payload:
@@ -162,7 +174,7 @@ def build_task(fields: TaskFields, files: dict[str, bytes]) -> ProcessingTask:
     options: dict[str, Any] = {
         "timeout": fields.timeout,
         "max_retries": fields.max_retries,
-        "tags": set(fields.tags),
+        "tags": {*fields.tags, *service_tags},
         "deadline": fields.deadline,
         "allow_failure": fields.allow_failure,
         "cpu_intensive": fields.cpu_intensive,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "RESERVED_TAG_PREFIX",
@@ -17,6 +18,7 @@ __all__ = [
     "owner_of",
     "owner_tag",
     "public_tags",
+    "public_view",
     "request_tag",
 ]
 
@@ -65,3 +67,8 @@ def fingerprint_of(tags: Iterable[str]) -> str | None:
 def public_tags(tags: Iterable[str]) -> list[str]:
     """The tags a client set, sorted, without the service's own."""
     return sorted(t for t in tags if not t.startswith(RESERVED_TAG_PREFIX))
+
+
+def public_view(view: dict[str, Any]) -> dict[str, Any]:
+    """A task view as a client sees it: without the service's own tags."""
+    return {**view, "tags": public_tags(view["tags"])}

@@ -33,12 +33,15 @@ def _dashboard_file(parts: list[str]) -> bytes | None:
 
 @router.get("/", response_class=Response, responses=answers(404, ok=_HTML))
 async def dashboard(request: Request, access_token: str | None = None) -> Response:
-    """The live dashboard (``?access_token=`` sets a cookie for its assets and stream)."""
+    """The live dashboard (``?access_token=`` of an admin sets a cookie for its assets and
+    stream)."""
     page = _dashboard_file(["index.html"])
     if page is None:
         raise ApiError(404, "not_found", "the dashboard is not installed in this package")
     response = Response(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
-    if access_token and request.app.state.service.auth.identify(access_token):
+    config = request.app.state.service.config
+    name = request.app.state.service.auth.identify(access_token) if access_token else None
+    if access_token and name is not None and name in config.admins:
         response.set_cookie(COOKIE, access_token, httponly=True, samesite="strict")
     return response
 

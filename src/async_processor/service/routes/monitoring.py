@@ -12,7 +12,7 @@ from ...task import to_json
 from ..models import Health
 from ..openapi import answers
 from ..responses import JSON
-from ..state import StateDep
+from ..state import CallerDep, StateDep, require_admin
 
 __all__ = ["router"]
 
@@ -50,10 +50,11 @@ async def metrics(state: StateDep) -> Response:
     responses=answers(ok={200: {"content": {"text/event-stream": {}}}}),
 )
 async def events(
-    state: StateDep, task_id: str | None = None, task_type: str | None = None
+    state: StateDep, caller: CallerDep, task_id: str | None = None, task_type: str | None = None
 ) -> Response:
-    """Server-sent events: one ``task`` event per status change, ``: ping`` heartbeats."""
-    sub = state.hub.subscribe(None, task_id, task_type)
+    """Server-sent events: one ``task`` event per status change of the caller's tasks
+    (an admin's: every task), ``: ping`` heartbeats."""
+    sub = state.hub.subscribe(caller, task_id, task_type)
     return StreamingResponse(
         state.hub.stream(sub, state.config.sse_heartbeat),
         media_type="text/event-stream",
@@ -61,9 +62,10 @@ async def events(
     )
 
 
-@router.get("/stats", response_model=dict[str, Any], responses=answers())
-async def stats(state: StateDep) -> Response:
-    """The processor's metrics plus recent tasks and failures, for the dashboard."""
+@router.get("/stats", response_model=dict[str, Any], responses=answers(403))
+async def stats(state: StateDep, caller: CallerDep) -> Response:
+    """The processor's metrics plus recent tasks and failures, for the dashboard (admin)."""
+    require_admin(caller, "/stats")
     snapshot = await state.processor.get_performance_metrics()
     snapshot["recent_failures"] = list(state.hub.recent_failures)
     snapshot["recent_tasks"] = state.hub.recent()

@@ -16,7 +16,8 @@ from ..models import Cancelled, Graph, TaskPage, TaskView
 from ..openapi import answers
 from ..reads import ProcessorReads
 from ..responses import JSON, ApiError
-from ..state import ServiceState, StateDep
+from ..state import CallerDep, ServiceState, StateDep
+from ..tenancy import Caller, owner_tag, public_view
 
 __all__ = ["router"]
 
@@ -25,26 +26,29 @@ _GRAPH_LIMIT = 500
 
 
 def _not_found(task_id: str) -> ApiError:
+    """The answer for an unknown task, and for another token's task alike."""
     return ApiError(404, "task_not_found", f"no task {task_id!r} (never submitted, or evicted)")
 
 
-def _view(state: ServiceState, task_id: str) -> dict[str, Any]:
+def _view(state: ServiceState, caller: Caller, task_id: str) -> dict[str, Any]:
+    """The task as ``caller`` may see it; 404 if unknown or not the caller's."""
     view = state.reads.view(task_id)
-    if view is None:
+    if view is None or not caller.sees(view["tags"]):
         raise _not_found(task_id)
-    return view
+    return public_view(view)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskView, responses=answers(404))
-async def get_task(task_id: str, state: StateDep) -> Response:
+async def get_task(task_id: str, state: StateDep, caller: CallerDep) -> Response:
     """A task's status, and its result once it has ended."""
-    return JSON(_view(state, task_id))
+    return JSON(_view(state, caller, task_id))
 
 
 @router.get("/tasks/{task_id}/wait", response_model=TaskView, responses=answers(404, 422))
 async def wait_task(
     task_id: str,
     state: StateDep,
+    caller: CallerDep,
     timeout: Annotated[
         float, Query(ge=0, description="seconds, at most the server's max_wait")
     ] = 30.0,
@@ -56,19 +60,19 @@ async def wait_task(
             "validation_error",
             f"timeout: must be at most {state.config.max_wait} seconds (max_wait)",
         )
-    _view(state, task_id)
+    _view(state, caller, task_id)
     try:
         result = await state.processor.wait_for_task(task_id, timeout)
     except TimeoutError:
-        return JSON(_view(state, task_id))
-    return JSON(result.to_dict())
+        return JSON(_view(state, caller, task_id))
+    return JSON(public_view(result.to_dict()))
 
 
 @router.delete("/tasks/{task_id}", response_model=Cancelled, responses=answers(400, 404, 413))
-async def cancel_task(task_id: str, state: StateDep) -> Response:
+async def cancel_task(task_id: str, state: StateDep, caller: CallerDep) -> Response:
     """Cancel a task that has not ended, and every task that depends on it."""
     reads = state.reads
-    _view(state, task_id)
+    _view(state, caller, task_id)
     downstream = reads.unfinished_downstream(task_id)
     cancelled = await state.processor.cancel_task(task_id)
     status = reads.status(task_id)
@@ -108,6 +112,7 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
 @router.get("/tasks", response_model=TaskPage, responses=answers(400, 422))
 async def list_tasks(
     state: StateDep,
+    caller: CallerDep,
     status: TaskStatus | None = None,
     task_type: str | None = None,
     tag: Annotated[list[str], Query(description="all of these tags")] = [],  # noqa: B006
@@ -116,7 +121,8 @@ async def list_tasks(
 ) -> Response:
     """Tasks newest first, filtered by status, type and tags; page with ``next_cursor``."""
     after = _decode_cursor(cursor) if cursor else None
-    candidates = state.reads.matching(status, task_type, set(tag))
+    wanted = set(tag) if caller.admin else {*tag, owner_tag(caller.name)}
+    candidates = state.reads.matching(status, task_type, wanted)
     chosen = heapq.nsmallest(
         limit + 1,
         (c for c in candidates if after is None or c[0] > after),
@@ -127,11 +133,14 @@ async def list_tasks(
     if len(chosen) > limit:
         last_key = page[-1][0]
         next_cursor = _encode_cursor(-last_key[0], last_key[1])
-    return JSON({"tasks": [view for _, view in page], "next_cursor": next_cursor})
+    return JSON({"tasks": [public_view(view) for _, view in page], "next_cursor": next_cursor})
 
 
-def _node(reads: ProcessorReads, task_id: str) -> dict[str, Any]:
+def _node(reads: ProcessorReads, caller: Caller, task_id: str) -> dict[str, Any] | None:
+    """The graph node of ``task_id``; None if it is not the caller's."""
     view = reads.view(task_id)
+    if view is not None and not caller.sees(view["tags"]):
+        return None
     if view is None:
         return {"id": task_id, "task_type": "", "status": "unknown", "priority": 0}
     return {
@@ -160,13 +169,17 @@ def _walk(
 
 
 @router.get("/tasks/{task_id}/graph", response_model=Graph, responses=answers(404))
-async def task_graph(task_id: str, state: StateDep) -> Response:
+async def task_graph(task_id: str, state: StateDep, caller: CallerDep) -> Response:
     """The task's transitive dependencies and dependents (at most 500 nodes)."""
     reads = state.reads
-    if reads.view(task_id) is None and task_id not in reads.graph.deps:
+    view = reads.view(task_id)
+    if view is None and (task_id not in reads.graph.deps or not caller.admin):
+        raise _not_found(task_id)  # an evicted task's owner is no longer known
+    if view is not None and not caller.sees(view["tags"]):
         raise _not_found(task_id)
     up_nodes, up_edges = _walk(reads, task_id, upward=True)
     down_nodes, down_edges = _walk(reads, task_id, upward=False)
-    nodes = {node: _node(reads, node) for node in (*up_nodes, *down_nodes)}
-    edges = sorted([a, b] for a, b in up_edges | down_edges)
+    found = {node: _node(reads, caller, node) for node in (*up_nodes, *down_nodes)}
+    nodes = {node: info for node, info in found.items() if info is not None}
+    edges = sorted([a, b] for a, b in up_edges | down_edges if a in nodes and b in nodes)
     return JSON({"nodes": list(nodes.values()), "edges": edges})
