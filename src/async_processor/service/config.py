@@ -87,7 +87,6 @@ class ServiceConfig:
     shutdown_timeout: float = 30.0
     sse_queue_size: int = 1000
     sse_heartbeat: float = 15.0
-    max_idempotency_keys: int = 10_000
     processors: dict[str, str] = field(default_factory=dict)
     processor: dict[str, Any] = field(default_factory=dict)
 
@@ -127,7 +126,6 @@ class ServiceConfig:
             ("max_payload_bytes", 1),
             ("rate_burst", 1),
             ("sse_queue_size", 1),
-            ("max_idempotency_keys", 1),
         ):
             value = getattr(self, key)
             if not _is_int(value) or value < low:

@@ -10,7 +10,6 @@ from ..processor import AdvancedAsyncProcessor
 from .auth import TokenAuth
 from .config import ServiceConfig
 from .events import EventHub
-from .idempotency import Idempotency
 from .prometheus import MetricsExporter
 from .reads import ProcessorReads
 from .responses import ApiError
@@ -29,7 +28,6 @@ class ServiceState:
         self._reads = None if processor is None else ProcessorReads(processor)
         self.hub = EventHub(config.sse_queue_size)
         self.exporter = MetricsExporter()
-        self.idempotency = Idempotency(config.max_idempotency_keys)
 
     def set_processor(self, processor: AdvancedAsyncProcessor) -> None:
         self._processor = processor

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ...errors import DuplicateTaskError
 from ...lifecycle import TaskStatus
 from ...task import ProcessingTask
 from ..models import BatchSubmission, BatchSubmitted, Submitted, TaskFields, TaskSubmission
@@ -14,7 +16,7 @@ from ..openapi import BATCH_BODY, SUBMIT_BODY, answers, repeat
 from ..responses import JSON, ApiError
 from ..state import CallerDep, ServiceState, StateDep
 from ..submission import build_task, fingerprint, parse_json, read_submission, validate
-from ..tenancy import Caller, owner_tag
+from ..tenancy import Caller, fingerprint_of, owner_tag, request_tag
 
 __all__ = ["router"]
 
@@ -36,7 +38,11 @@ def _payload_size(fields: TaskFields) -> int:
 
 
 def _build(
-    state: ServiceState, caller: Caller, fields: TaskFields, files: dict[str, bytes]
+    state: ServiceState,
+    caller: Caller,
+    fields: TaskFields,
+    files: dict[str, bytes],
+    mark: str | None,
 ) -> ProcessingTask:
     if fields.task_type == "custom" and not state.reads.has_processor("custom"):
         raise ApiError(
@@ -46,7 +52,8 @@ def _build(
             "never accepts code (register one with processor.register_processor('custom', "
             "func) or [service.processors])",
         )
-    return build_task(fields, files, {owner_tag(caller.name)})
+    tags = {owner_tag(caller.name)} if mark is None else {owner_tag(caller.name), request_tag(mark)}
+    return build_task(fields, files, tags)
 
 
 def _check_dependencies(state: ServiceState, caller: Caller, tasks: list[ProcessingTask]) -> None:
@@ -79,19 +86,17 @@ async def submit(request: Request, state: StateDep, caller: CallerDep) -> Respon
     sub: TaskSubmission = validate(TaskSubmission, raw)
     if size > state.config.max_payload_bytes:
         _check_payload_size(state, _payload_size(sub) + sum(len(d) for d in files.values()))
-    task = _build(state, caller, sub, files)
-    _check_dependencies(state, caller, [task])
     key = sub.idempotency_key
-    mark = fingerprint(sub, files)
-    if key is not None:
-        again = state.idempotency.lookup(caller.name, key, mark)
-        if again is not None:
-            return JSON(again, status_code=200)
-    await state.processor.submit_task(task)
+    mark = None if key is None else fingerprint(sub, files)
+    task = _build(state, caller, sub, files, mark)
+    _check_dependencies(state, caller, [task])
+    known = key is not None and state.reads.view(task.id) is not None
+    first = await state.processor.submit_task(task, idempotency_key=_library_key(caller, key))
+    if known or first != task.id:
+        _check_repeat(state, key, mark, first)
+        return JSON({"id": first, "status": TaskStatus.PENDING.value}, status_code=200)
     state.reads.graph.add(task)
     answer = {"id": task.id, "status": TaskStatus.PENDING.value}
-    if key is not None:
-        state.idempotency.store(caller.name, key, mark, answer)
     return JSON(answer, status_code=201, headers={"Location": f"/tasks/{task.id}"})
 
 
@@ -109,18 +114,48 @@ async def submit_batch(request: Request, state: StateDep, caller: CallerDep) -> 
     if len(body) > state.config.max_payload_bytes:
         for fields in batch.tasks:
             _check_payload_size(state, _payload_size(fields))
-    tasks = [_build(state, caller, fields, {}) for fields in batch.tasks]
-    _check_dependencies(state, caller, tasks)
     key = batch.idempotency_key
-    mark = fingerprint(batch, {})
-    if key is not None:
-        again = state.idempotency.lookup(caller.name, key, mark)
-        if again is not None:
-            return JSON(again, status_code=200)
-    ids = await state.processor.submit_tasks(tasks)
+    mark = None if key is None else fingerprint(batch, {})
+    named = batch.tasks if key is None else _named(batch.tasks, f"{caller.name}/{key}")
+    tasks = [_build(state, caller, fields, {}, mark) for fields in named]
+    _check_dependencies(state, caller, tasks)
+    try:
+        ids = await state.processor.submit_tasks(tasks)
+    except DuplicateTaskError:
+        if key is None or state.reads.view(tasks[0].id) is None:
+            raise
+        _check_repeat(state, key, mark, tasks[0].id)
+        return JSON({"ids": [task.id for task in tasks]}, status_code=200)
     for task in tasks:
         state.reads.graph.add(task)
-    answer = {"ids": ids}
-    if key is not None:
-        state.idempotency.store(caller.name, key, mark, answer)
-    return JSON(answer, status_code=201)
+    return JSON({"ids": ids}, status_code=201)
+
+
+def _library_key(caller: Caller, key: str | None) -> str | None:
+    """The processor's idempotency key for a client's: one namespace per token."""
+    return None if key is None else f"service/{caller.name}/{key}"
+
+
+def _check_repeat(state: ServiceState, key: str | None, mark: str | None, first: str) -> None:
+    """A repeat of the request that made ``first`` is fine; another body is a 409."""
+    view = state.reads.view(first)
+    if view is not None and fingerprint_of(view["tags"]) != mark:
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"idempotency_key {key!r} was used before with a different request body; "
+            "use a new key for a new request",
+        )
+
+
+def _named(fields: list[TaskFields], key: str) -> list[TaskFields]:
+    """A keyed batch's tasks with ids that follow from the key, so that a repeat (even
+    after a restart) finds the same tasks: the id a client set, else ``<digest>-<n>``.
+
+    The processor's ``idempotency_key`` covers one task; a batch needs every id again.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return [
+        given if given.id is not None else given.model_copy(update={"id": f"{digest}-{n}"})
+        for n, given in enumerate(fields)
+    ]
