@@ -38,6 +38,7 @@ from fastapi import FastAPI
 from async_processor import AdvancedAsyncProcessor, ProcessingTask
 from async_processor.errors import NonRetryableError
 from async_processor.service import ServiceConfig, create_app
+from async_processor.service.server import uvicorn_config
 
 T = TypeVar("T")
 
@@ -143,9 +144,7 @@ def start_service(
             configure_app(app)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, access_log=False, ws="none", lifespan="on")
-        )
+        server = uvicorn.Server(uvicorn_config(app, config))
         holder.update(
             loop=asyncio.get_running_loop(),
             server=server,

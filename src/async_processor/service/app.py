@@ -84,7 +84,7 @@ def create_app(
         default_response_class=JSON,
     )
     app.state.service = state
-    app.add_middleware(Gate, config=config)
+    app.add_middleware(Gate, config=config, sessions=state.sessions)
     _add_error_handlers(app)
     for router in (submit_router, tasks_router, monitoring_router, dashboard_router):
         app.include_router(router)

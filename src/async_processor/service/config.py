@@ -11,6 +11,14 @@ A file looks like this (every key is optional)::
     rate_burst = 100
     max_wait = 60.0                  # longest long poll (GET /tasks/{id}/wait)
     shutdown_timeout = 30.0          # SIGTERM: how long to drain before cancelling
+    limit_concurrency = 1000         # more open connections or requests: 503
+    timeout_keep_alive = 5           # an idle keep-alive connection is closed after this
+    timeout_request_head = 10.0      # a request's headers must arrive within this
+    max_header_bytes = 16384         # longer request line + headers: 400, connection closed
+    auth_failure_burst = 10          # wrong tokens from one address before it must wait
+    auth_failure_rate = 0.1          # then one more try per 10 s (every request: 429)
+    session_ttl = 43200.0            # the dashboard's session cookie lasts 12 h
+    trusted_proxies = []             # addresses whose X-Forwarded-For/-Proto are believed
 
     admins = ["ops"]                 # token names that see every task (the dashboard)
 
@@ -71,6 +79,38 @@ class ConfigError(InvalidArgumentError):
     """The service configuration is wrong; the message names the setting and its source."""
 
 
+class _Invalid(Exception):
+    """One wrong setting (``validate`` adds where it came from)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(key, message)
+        self.key = key
+        self.message = message
+
+
+#: Whole-number settings and their least value.
+_WHOLE_NUMBERS = (
+    ("max_body_bytes", 1024),
+    ("max_payload_bytes", 1),
+    ("rate_burst", 1),
+    ("sse_queue_size", 1),
+    ("limit_concurrency", 1),
+    ("timeout_keep_alive", 1),
+    ("max_header_bytes", 1024),
+    ("auth_failure_burst", 1),
+)
+#: Settings in seconds or per second, and whether 0 is allowed (0 rate: no limit).
+_SECONDS_AND_RATES = (
+    ("rate_limit", True),
+    ("max_wait", False),
+    ("shutdown_timeout", True),
+    ("sse_heartbeat", False),
+    ("timeout_request_head", False),
+    ("auth_failure_rate", True),
+    ("session_ttl", False),
+)
+
+
 @dataclass(slots=True)
 class ServiceConfig:
     """Everything the HTTP service needs; see the module docstring for the file format."""
@@ -86,6 +126,14 @@ class ServiceConfig:
     max_wait: float = 60.0
     shutdown_timeout: float = 30.0
     sse_queue_size: int = 1000
+    limit_concurrency: int = 1000
+    timeout_keep_alive: int = 5
+    timeout_request_head: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    auth_failure_burst: int = 10
+    auth_failure_rate: float = 0.1
+    session_ttl: float = 12 * 3600.0
+    trusted_proxies: list[str] = field(default_factory=list)
     sse_heartbeat: float = 15.0
     processors: dict[str, str] = field(default_factory=dict)
     processor: dict[str, Any] = field(default_factory=dict)
@@ -95,47 +143,52 @@ class ServiceConfig:
 
     def validate(self, source: str) -> None:
         """Raise ConfigError naming ``source`` and the first wrong setting."""
+        try:
+            self._check_address()
+            self._check_tokens()
+            self._check_numbers()
+            self._check_tables()
+        except _Invalid as exc:
+            raise ConfigError(f"{source}: {exc.key} {exc.message}") from None
 
-        def fail(key: str, message: str) -> ConfigError:
-            return ConfigError(f"{source}: {key} {message}")
-
+    def _check_address(self) -> None:
         if not isinstance(self.host, str) or not self.host:
-            raise fail("host", f"must be a host name or address, got {self.host!r}")
+            raise _Invalid("host", f"must be a host name or address, got {self.host!r}")
         if not _is_int(self.port) or not 0 <= self.port <= 65535:
-            raise fail("port", f"must be a whole number from 0 to 65535, got {self.port!r}")
+            raise _Invalid("port", f"must be a whole number from 0 to 65535, got {self.port!r}")
+        if not isinstance(self.trusted_proxies, list) or not all(
+            isinstance(a, str) and a for a in self.trusted_proxies
+        ):
+            raise _Invalid("trusted_proxies", "must be a list of addresses or networks")
+
+    def _check_tokens(self) -> None:
         if not isinstance(self.tokens, Mapping):
-            raise fail("tokens", "must be a table of name = token")
+            raise _Invalid("tokens", "must be a table of name = token")
         for name, token in self.tokens.items():
             if not isinstance(name, str) or not _NAME.match(name):
-                raise fail("tokens", f"name {name!r} must be 1-64 letters, digits, '_', '.', '-'")
+                raise _Invalid(
+                    "tokens", f"name {name!r} must be 1-64 letters, digits, '_', '.', '-'"
+                )
             if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
-                raise fail(
+                raise _Invalid(
                     "tokens",
                     f"token of {name!r} must be a string of at least {MIN_TOKEN_LENGTH} "
                     "characters (try: python -c 'import secrets; print(secrets.token_urlsafe())')",
                 )
             if any(c.isspace() or c == "," for c in token):
-                raise fail("tokens", f"token of {name!r} must not contain spaces or commas")
+                raise _Invalid("tokens", f"token of {name!r} must not contain spaces or commas")
         if not isinstance(self.admins, list | tuple | set | frozenset):
-            raise fail("admins", "must be a list of token names")
+            raise _Invalid("admins", "must be a list of token names")
         for name in self.admins:
             if name not in self.tokens:
-                raise fail("admins", f"names {name!r}, which is not a configured token")
-        for key, low in (
-            ("max_body_bytes", 1024),
-            ("max_payload_bytes", 1),
-            ("rate_burst", 1),
-            ("sse_queue_size", 1),
-        ):
+                raise _Invalid("admins", f"names {name!r}, which is not a configured token")
+
+    def _check_numbers(self) -> None:
+        for key, low in _WHOLE_NUMBERS:
             value = getattr(self, key)
             if not _is_int(value) or value < low:
-                raise fail(key, f"must be a whole number >= {low}, got {value!r}")
-        for key, allow_zero in (
-            ("rate_limit", True),
-            ("max_wait", False),
-            ("shutdown_timeout", True),
-            ("sse_heartbeat", False),
-        ):
+                raise _Invalid(key, f"must be a whole number >= {low}, got {value!r}")
+        for key, allow_zero in _SECONDS_AND_RATES:
             value = getattr(self, key)
             if (
                 isinstance(value, bool)
@@ -145,19 +198,21 @@ class ServiceConfig:
                 or (value == 0 and not allow_zero)
             ):
                 bound = ">= 0" if allow_zero else "> 0"
-                raise fail(key, f"must be a finite number {bound}, got {value!r}")
+                raise _Invalid(key, f"must be a finite number {bound}, got {value!r}")
+
+    def _check_tables(self) -> None:
         if not isinstance(self.processors, Mapping):
-            raise fail("processors", "must be a table of task type = 'module:function'")
+            raise _Invalid("processors", "must be a table of task type = 'module:function'")
         for name, spec in self.processors.items():
             if not isinstance(spec, str) or not _IMPORT_SPEC.match(spec):
-                raise fail(
+                raise _Invalid(
                     "processors", f"{name!r} must be 'package.module:function', got {spec!r}"
                 )
         if not isinstance(self.processor, Mapping):
-            raise fail("processor", "must be a table of AdvancedAsyncProcessor arguments")
+            raise _Invalid("processor", "must be a table of AdvancedAsyncProcessor arguments")
         unknown = set(self.processor) - _PROCESSOR_KEYS
         if unknown:
-            raise fail(
+            raise _Invalid(
                 "processor",
                 f"has unknown argument(s) {', '.join(sorted(unknown))}; "
                 f"known: {', '.join(sorted(_PROCESSOR_KEYS))}",

@@ -1,5 +1,6 @@
-"""The ASGI layer in front of every route: auth, rate limit, body limit, access log, and a
-generic 500 that never shows a stack trace."""
+"""The ASGI layer in front of every route: auth (with a limit on failed attempts per client
+address), rate limit, body limit, security headers, access log, and a generic 500 that
+never shows a stack trace."""
 
 from __future__ import annotations
 
@@ -12,20 +13,32 @@ from urllib.parse import parse_qs
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import RateLimiter, TokenAuth, bearer_token
+from .auth import RateLimiter, Sessions, TokenAuth, bearer_token
 from .config import ServiceConfig
 from .responses import error_response
 from .tenancy import Caller
 
-__all__ = ["COOKIE", "PUBLIC_PATHS", "Gate"]
+__all__ = ["COOKIE", "PUBLIC_PATHS", "SECURITY_HEADERS", "Gate"]
 
 logger = logging.getLogger("async_processor.service")
 access_log = logging.getLogger("async_processor.service.access")
 
 #: Paths that need no token and are never rate-limited (a valid token unlocks more).
 PUBLIC_PATHS = frozenset({"/health"})
-#: The dashboard's cookie: set by ``GET /?access_token=``, accepted on GET requests only.
-COOKIE = "async_processor_token"
+#: The dashboard's session cookie (signed, see :class:`Sessions`): set by
+#: ``GET /?access_token=`` for an admin token, accepted on GET requests only.
+COOKIE = "async_processor_session"
+#: On every answer. The dashboard loads only its own scripts, styles and data.
+SECURITY_HEADERS = (
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: A refused body up to this size is read to its end before the 413, so that the client
 #: sees the answer rather than a reset connection; a bigger one is cut off.
@@ -35,11 +48,14 @@ _DRAIN_LIMIT = 64 * 1024 * 1024
 class Gate:
     """Pure ASGI middleware; see the module docstring."""
 
-    def __init__(self, app: ASGIApp, config: ServiceConfig) -> None:
+    def __init__(self, app: ASGIApp, config: ServiceConfig, sessions: Sessions) -> None:
         self.app = app
         self.auth = TokenAuth(config.tokens)
+        self.sessions = sessions
+        self.names = frozenset(config.tokens)
         self.admins = frozenset(config.admins)
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self.failures = RateLimiter(config.auth_failure_rate, config.auth_failure_burst)
         self.max_body = config.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,6 +69,7 @@ class Gate:
         async def send_and_note(message: Message) -> None:
             if message["type"] == "http.response.start":
                 sent["status"] = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *SECURITY_HEADERS]}
             await send(message)
 
         try:
@@ -91,13 +108,26 @@ class Gate:
         headers = Headers(scope=scope)
         token = bearer_token(headers.get("authorization"))
         if token is None and scope["method"] in ("GET", "HEAD"):
-            token = _query_token(scope) or _cookie_token(headers.get("cookie"))
+            token = _query_token(scope)
+            if token is None:
+                name = self.sessions.verify(_cookie(headers.get("cookie")))
+                return name if name in self.names else None
         return self.auth.identify(token)
 
     def _refuse(self, scope: Scope, name: str | None) -> ASGIApp | None:
         if scope["path"] in PUBLIC_PATHS:
             return None
+        client = scope["client"][0] if scope.get("client") else "-"
+        blocked = self.failures.waiting(client)
+        if blocked > 0:  # even a valid token: a guess must not learn that it was right
+            return error_response(
+                429,
+                "too_many_failed_logins",
+                f"too many requests with a wrong token from this address; retry in {blocked:.0f}s",
+                {"Retry-After": str(max(1, math.ceil(blocked)))},
+            )
         if name is None:
+            self.failures.acquire(client)
             return error_response(
                 401,
                 "unauthorized",
@@ -170,7 +200,7 @@ def _query_token(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
-def _cookie_token(cookie: str | None) -> str | None:
+def _cookie(cookie: str | None) -> str | None:
     if not cookie or COOKIE not in cookie:
         return None
     for part in cookie.split(";"):

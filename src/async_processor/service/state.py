@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..processor import AdvancedAsyncProcessor
-from .auth import TokenAuth
+from .auth import Sessions, TokenAuth
 from .config import ServiceConfig
 from .events import EventHub
 from .prometheus import MetricsExporter
@@ -24,6 +24,7 @@ class ServiceState:
     def __init__(self, config: ServiceConfig, processor: AdvancedAsyncProcessor | None) -> None:
         self.config = config
         self.auth = TokenAuth(config.tokens)
+        self.sessions = Sessions(config.session_ttl)
         self._processor = processor
         self._reads = None if processor is None else ProcessorReads(processor)
         self.hub = EventHub(config.sse_queue_size)

@@ -33,16 +33,23 @@ def _dashboard_file(parts: list[str]) -> bytes | None:
 
 @router.get("/", response_class=Response, responses=answers(404, ok=_HTML))
 async def dashboard(request: Request, access_token: str | None = None) -> Response:
-    """The live dashboard (``?access_token=`` of an admin sets a cookie for its assets and
-    stream)."""
+    """The live dashboard (``?access_token=`` of an admin sets a session cookie for its
+    data and stream: signed, HttpOnly, SameSite=Strict, Secure over HTTPS)."""
     page = _dashboard_file(["index.html"])
     if page is None:
         raise ApiError(404, "not_found", "the dashboard is not installed in this package")
     response = Response(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
-    config = request.app.state.service.config
-    name = request.app.state.service.auth.identify(access_token) if access_token else None
-    if access_token and name is not None and name in config.admins:
-        response.set_cookie(COOKIE, access_token, httponly=True, samesite="strict")
+    state = request.app.state.service
+    name = state.auth.identify(access_token) if access_token else None
+    if name is not None and name in state.config.admins:
+        response.set_cookie(
+            COOKIE,
+            state.sessions.issue(name),
+            max_age=int(state.config.session_ttl),
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
     return response
 
 
