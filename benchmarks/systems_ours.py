@@ -203,8 +203,12 @@ async def bench_priority(ctx: Ctx) -> list[Record]:
     """Both workers blocked, N BATCH tasks queued; how soon does a CRITICAL one start?"""
     out = []
     for n in priority_sizes(ctx.system, ctx.quick):
+        # BATCH work may fill 80% of queue_size (priority_reserve): room for all N of it
         p = await _processor(
-            max_workers=WORKERS, queue_size=n + 100, max_results=2 * n + 100, max_thread_workers=0
+            max_workers=WORKERS,
+            queue_size=2 * n + 100,
+            max_results=2 * n + 100,
+            max_thread_workers=0,
         )
         latencies: list[float] = []
         fills: list[float] = []

@@ -24,6 +24,10 @@ CONTRACT_NAMES = {
 }
 
 
+#: The public read and event API of the processor (issue 16); the service relies on them.
+READ_API_NAMES = {"TaskView", "TaskEvent"}
+
+
 def public_names() -> set[str]:
     return {
         name
@@ -51,6 +55,12 @@ def test_every_exported_name_exists() -> None:
 
 def test_contract_names_are_exported() -> None:
     assert set(async_processor.__all__) >= CONTRACT_NAMES
+
+
+def test_read_api_names_are_exported() -> None:
+    assert set(async_processor.__all__) >= READ_API_NAMES
+    for method in ("view", "tasks", "dependents", "add_listener"):
+        assert callable(getattr(async_processor.AdvancedAsyncProcessor, method)), method
 
 
 def test_every_error_class_is_exported() -> None:

@@ -37,6 +37,7 @@ from .retry import RetryPolicy
 from .signals import install_signal_handlers
 from .task import ProcessingTask, ProcessingType, TaskPriority, create_task
 from .task_manager import TaskManager
+from .views import TaskEvent, TaskView
 
 __version__ = "0.1.0"
 
@@ -64,11 +65,13 @@ __all__ = [
     "RetryPolicy",
     "Settings",
     "SmtpSettings",
+    "TaskEvent",
     "TaskManager",
     "TaskNotFoundError",
     "TaskPriority",
     "TaskResult",
     "TaskStatus",
+    "TaskView",
     "UnknownTaskTypeError",
     "UnsendableTaskError",
     "WorkerCrashedError",

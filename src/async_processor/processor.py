@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from . import overload
 from .arguments import check_count, check_seconds
 from .errors import (
     InvalidArgumentError,
@@ -55,6 +56,7 @@ from .retry import RetryPolicy
 from .stores import Recovered, TaskStore, open_store
 from .task import ProcessingTask, ProcessingType, TaskPriority
 from .task_manager import EXPIRED, TaskManager, TaskRecord
+from .views import EventListener, TaskView
 
 __all__ = ["AdvancedAsyncProcessor", "create_processor", "run_custom", "run_custom_async"]
 
@@ -146,6 +148,10 @@ class AdvancedAsyncProcessor:
         overload_policy: ``"reject"`` raises QueueFullError when the queue is full;
             ``"shed"`` first cancels the least urgent waiting tasks that are less urgent
             than the newcomer, and only refuses when there are none.
+        priority_reserve: the share of ``queue_size`` that LOW work leaves to NORMAL and
+            more urgent work, and BATCH work (twice the share) to LOW and above, so that a
+            flood of background work never locks urgent work out (0 turns it off; see
+            :mod:`~async_processor.overload`).
         max_memory_intensive: most ``memory_intensive`` tasks running at once.
         min_free_memory_mb: no ``memory_intensive`` task starts below this much free memory.
         health_max_queue: a longer queue makes the health check "degraded".
@@ -181,6 +187,7 @@ class AdvancedAsyncProcessor:
         max_results: int = 100_000,
         retry_policy: RetryPolicy | None = None,
         overload_policy: Literal["reject", "shed"] = "reject",
+        priority_reserve: float = 0.1,
         max_memory_intensive: int = 1,
         min_free_memory_mb: float = 256.0,
         health_max_queue: int = 1000,
@@ -224,6 +231,8 @@ class AdvancedAsyncProcessor:
         self.queue_size = queue_size
         self.aging_interval = aging_interval
         self.overload_policy = overload_policy
+        self.priority_reserve = overload.check_reserve(priority_reserve)
+        self._band_limits = overload.band_limits(queue_size, self.priority_reserve)
         self.retry_policy = retry_policy or RetryPolicy()
         self.health_max_queue = health_max_queue
         self.health_min_success_rate = health_min_success_rate
@@ -514,30 +523,23 @@ class AdvancedAsyncProcessor:
         return fn, name
 
     def _make_room(self, incoming: list[ProcessingTask]) -> None:
-        """Ensure ``incoming`` fits in the queue, shedding if the policy allows.
-
-        Shedding takes waiting tasks strictly less urgent than every newcomer, never one
-        that a newcomer waits on: least urgent first, newest first, depended-on last.
-        """
-        excess = self.task_manager.waiting + len(incoming) - self.queue_size
+        """Ensure ``incoming`` fits in the queue (and in its priority bands, see
+        :mod:`~async_processor.overload`), shedding if the policy allows."""
+        manager = self.task_manager
+        if len(incoming) == 1:  # the common case, without sorting
+            level = incoming[0].priority.value
+            excess = manager.waiting + 1 - self._band_limits[level]
+        else:
+            excess = overload.excess(
+                manager.waiting, self._band_limits, (t.priority.value for t in incoming)
+            )
         if excess <= 0:
             return
         if self.overload_policy == "shed":
-            priority = max(task.priority.value for task in incoming)
-            needed = self._dependency_closure(incoming)
-            victims = sorted(
-                (
-                    r
-                    for r in self.task_manager.records.values()
-                    if r.status is TaskStatus.PENDING
-                    and r.priority > priority
-                    and r.task.id not in needed
-                ),
-                key=lambda r: (r.dependents is not None, -r.priority, -r.submitted_at),
-            )
-            if len(victims) >= excess:
-                for victim in victims[:excess]:
-                    if victim.task.id in self.task_manager.records:
+            victims = overload.choose_victims(manager.records, incoming, excess)
+            if victims is not None:
+                for victim in victims:
+                    if victim.task.id in manager.records:
                         logger.warning("task %s shed under overload", victim.task.id)
                         self._finish(
                             victim,
@@ -547,23 +549,24 @@ class AdvancedAsyncProcessor:
                             f"{self.queue_size}) and more urgent work needed the room",
                         )
                 return
-        raise QueueFullError(
-            f"the queue is full: {self.task_manager.waiting} tasks are waiting and queue_size is "
+        raise self._queue_full(incoming)
+
+    def _queue_full(self, incoming: list[ProcessingTask]) -> QueueFullError:
+        waiting = self.task_manager.waiting
+        least = max(incoming, key=lambda t: t.priority.value).priority
+        room = self._band_limits[least.value]
+        if room < self.queue_size and waiting + len(incoming) <= self.queue_size:
+            return QueueFullError(
+                f"the queue has no room for {least.name} work: {waiting} tasks are waiting "
+                f"and {least.name} work may fill {room} of queue_size {self.queue_size} "
+                f"(priority_reserve={self.priority_reserve:g} keeps the rest for more urgent "
+                "work); wait for work to finish, raise queue_size, or lower priority_reserve"
+            )
+        return QueueFullError(
+            f"the queue is full: {waiting} tasks are waiting and queue_size is "
             f"{self.queue_size}; wait for work to finish, raise queue_size, or use "
             "overload_policy='shed' to make room for urgent work"
         )
-
-    def _dependency_closure(self, tasks: list[ProcessingTask]) -> set[str]:
-        """Ids of every waiting task that ``tasks`` transitively depend on."""
-        records = self.task_manager.records
-        needed: set[str] = set()
-        stack = [dep for task in tasks for dep in task.depends_on]
-        while stack:
-            task_id = stack.pop()
-            if task_id not in needed and task_id in records:
-                needed.add(task_id)
-                stack.extend(records[task_id].task.depends_on)
-        return needed
 
     def _accept(self, task: ProcessingTask, fn: TaskProcessor, lane: str) -> None:
         manager = self.task_manager
@@ -1092,6 +1095,72 @@ class AdvancedAsyncProcessor:
                 waiter.cancel()
                 if record.waiters is not None and waiter in record.waiters:
                     record.waiters.remove(waiter)
+
+    def view(self, task_id: str) -> TaskView:
+        """A frozen snapshot of one task, pending, running or ended (no payload, no result).
+
+        Raises:
+            TaskNotFoundError: the id is unknown (never submitted, or its result evicted).
+        """
+        return self.task_manager.view(task_id)
+
+    def tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        task_type: str | None = None,
+        priority: TaskPriority | None = None,
+        tags: Iterable[str] = (),
+        limit: int = 100,
+        after: str | None = None,
+        newest_first: bool = False,
+    ) -> list[TaskView]:
+        """Snapshots of the tasks this processor knows, in submission order.
+
+        Args:
+            status, task_type, priority: keep only tasks with this status, type, and
+                priority as submitted.
+            tags: keep only tasks that carry all of these tags.
+            limit: most views returned.
+            after: the id of the last task of the previous page; this page starts after it.
+            newest_first: list from the newest submission back.
+
+        Raises:
+            InvalidArgumentError: a filter has the wrong type, or ``limit`` < 1.
+            TaskNotFoundError: ``after`` names a task no longer known.
+        """
+        return self.task_manager.views(
+            status=status,
+            task_type=task_type,
+            priority=priority,
+            tags=tags,
+            limit=limit,
+            after=after,
+            newest_first=newest_first,
+        )
+
+    def dependents(self, task_id: str) -> list[str]:
+        """Ids of the tasks that depend directly on ``task_id``, in submission order.
+
+        Raises:
+            TaskNotFoundError: the id is unknown.
+        """
+        return self.task_manager.dependents(task_id)
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener(event)`` with a frozen :class:`TaskEvent` on every change of
+        status, on the event loop thread, as it happens.
+
+        A listener that raises is logged and never harms the scheduler or the other
+        listeners. Keep listeners short: they run inside the scheduler's bookkeeping.
+
+        Returns:
+            A function that removes the listener.
+
+        Raises:
+            InvalidArgumentError: ``listener`` is not callable.
+        """
+        return self.task_manager.add_listener(listener)
 
     async def get_task_status(self, task_id: str) -> TaskStatus:
         """The task's current status. Raises TaskNotFoundError for an unknown id."""

@@ -3,12 +3,48 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 from .result import TaskResult
 
-__all__ = ["ResultStore"]
+__all__ = ["EndedTask", "ResultStore"]
 
 _SHARDS = 64
+
+
+class EndedTask:
+    """What is kept of an ended task: its result and its place in the graph (no payload)."""
+
+    __slots__ = (
+        "deadline",
+        "dependents",
+        "depends_on",
+        "effective_deadline",
+        "priority",
+        "result",
+        "seq",
+    )
+
+    def __init__(
+        self,
+        result: TaskResult,
+        seq: int,
+        depends_on: Sequence[str] = (),
+        dependents: list[str] | None = None,
+        deadline: float | None = None,
+        effective_deadline: float | None = None,
+        priority: int | None = None,
+    ) -> None:
+        self.result = result
+        #: Submission number: the order of :meth:`TaskManager.views`.
+        self.seq = seq
+        self.depends_on = depends_on
+        #: Ids of the tasks that depend on this one (None until one does).
+        self.dependents = dependents
+        self.deadline = deadline
+        self.effective_deadline = effective_deadline
+        #: Effective priority when it ended.
+        self.priority = result.priority.value if priority is None else priority
 
 
 class ResultStore:
@@ -25,16 +61,18 @@ class ResultStore:
     results in 64 small dicts, so no single allocation is ever large.
     """
 
-    __slots__ = ("_order", "_shards", "evicted", "max_results", "ttl")
+    __slots__ = ("_next_seq", "_order", "_shards", "evicted", "max_results", "ttl")
 
     def __init__(self, ttl: float, max_results: int) -> None:
         self.ttl = ttl
         self.max_results = max_results
         self._order: deque[str] = deque()
-        self._shards: list[dict[str, TaskResult]] = [{} for _ in range(_SHARDS)]
+        self._shards: list[dict[str, EndedTask]] = [{} for _ in range(_SHARDS)]
         self.evicted = 0
+        #: Submission numbers for results added without one (recovered from a store).
+        self._next_seq = -(2**62)
 
-    def _shard(self, task_id: str) -> dict[str, TaskResult]:
+    def _shard(self, task_id: str) -> dict[str, EndedTask]:
         return self._shards[hash(task_id) % _SHARDS]
 
     def __len__(self) -> int:
@@ -44,21 +82,31 @@ class ResultStore:
         return isinstance(task_id, str) and task_id in self._shard(task_id)
 
     def add(self, result: TaskResult, now: float) -> None:
-        self._shard(result.task_id)[result.task_id] = result
-        self._order.append(result.task_id)
+        """Keep a result that comes without its graph (recovered from a task store)."""
+        self._next_seq += 1
+        self.keep(EndedTask(result, self._next_seq), now)
+
+    def keep(self, ended: EndedTask, now: float) -> None:
+        task_id = ended.result.task_id
+        self._shard(task_id)[task_id] = ended
+        self._order.append(task_id)
         self.expire(now)
 
     def get(self, task_id: str, now: float) -> TaskResult | None:
         """The result, or None if unknown or past its TTL."""
-        result = self._shard(task_id).get(task_id)
-        if (
-            result is not None
-            and result.completed_at is not None
-            and (now - result.completed_at > self.ttl)
-        ):
+        ended = self.ended(task_id, now)
+        return None if ended is None else ended.result
+
+    def ended(self, task_id: str, now: float) -> EndedTask | None:
+        """What is kept of an ended task, or None if unknown or past its TTL."""
+        ended = self._shard(task_id).get(task_id)
+        if ended is None:
+            return None
+        completed_at = ended.result.completed_at
+        if completed_at is not None and now - completed_at > self.ttl:
             self.expire(now)
             return None
-        return result
+        return ended
 
     def expire(self, now: float) -> None:
         """Drop results past their TTL and any beyond ``max_results``."""
@@ -67,7 +115,7 @@ class ResultStore:
             self._drop(order.popleft())
         cutoff = now - self.ttl
         while order:
-            oldest = self._shard(order[0])[order[0]]
+            oldest = self._shard(order[0])[order[0]].result
             if oldest.completed_at is None or oldest.completed_at > cutoff:
                 break
             self._drop(order.popleft())
@@ -78,4 +126,8 @@ class ResultStore:
 
     def values(self) -> list[TaskResult]:
         """Every kept result, oldest first."""
+        return [self._shard(task_id)[task_id].result for task_id in self._order]
+
+    def entries(self) -> list[EndedTask]:
+        """Everything kept of every ended task, in completion order."""
         return [self._shard(task_id)[task_id] for task_id in self._order]

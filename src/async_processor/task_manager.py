@@ -8,12 +8,19 @@ work a task waits on, and records endings. It never awaits anything: the process
 
 Every change of status passes through :meth:`TaskManager.transition`, which checks the
 lifecycle table and tells the registered listeners; a durable store or an event stream
-plugs in there.
+plugs in there. A listener that raises is logged and never stops the change.
+
+The read side (:meth:`TaskManager.view`, :meth:`TaskManager.views`,
+:meth:`TaskManager.dependents`) answers with frozen :class:`~async_processor.views.TaskView`
+snapshots, for live and ended tasks alike.
 """
 
 from __future__ import annotations
 
 import contextvars
+import heapq
+import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -22,12 +29,14 @@ from .errors import (
     DependencyCycleError,
     DependencyNotFoundError,
     DuplicateTaskError,
+    InvalidArgumentError,
     TaskNotFoundError,
 )
 from .lifecycle import TRANSITIONS, TaskStatus, check_transition
 from .result import TaskResult
-from .retention import ResultStore
+from .retention import EndedTask, ResultStore
 from .task import ProcessingTask, TaskPriority
+from .views import EventListener, TaskEvent, TaskView
 
 if TYPE_CHECKING:
     import asyncio
@@ -40,7 +49,11 @@ __all__ = ["EXPIRED", "TaskManager", "TaskRecord", "TransitionListener"]
 #: How the error of a task whose deadline passed before it could start begins.
 EXPIRED = "expired in the queue"
 
+logger = logging.getLogger("async_processor")
+
 TransitionListener = Callable[["TaskRecord", TaskStatus, TaskStatus], None]
+
+_PRIORITIES = TaskPriority._value2member_map_
 
 
 class TaskRecord:
@@ -66,6 +79,7 @@ class TaskRecord:
         "ready_at",
         "retry_timer",
         "runner",
+        "seq",
         "started_at",
         "stats",
         "status",
@@ -115,6 +129,8 @@ class TaskRecord:
         self.stats: Any = None
         #: Why a running task is being cancelled; set just before its runner is cancelled.
         self.cancel_reason: str | None = None
+        #: Submission number, set by TaskManager.add: the order of TaskManager.views.
+        self.seq = 0
 
     @property
     def id(self) -> str:
@@ -128,7 +144,11 @@ class TaskManager:
         #: Every task that has not ended, by id.
         self.records: dict[str, TaskRecord] = {}
         self.results = ResultStore(result_ttl, max_results)
+        #: Called with (record, old, new) on every change of status, and with
+        #: (record, PENDING, PENDING) when a task is accepted.
         self.listeners: list[TransitionListener] = []
+        self._event_listeners: dict[object, EventListener] = {}
+        self._seq = itertools.count()
         #: How many tasks wait (not ended, not running), in all and by effective priority.
         self.waiting = 0
         self.waiting_by_priority = [0] * (len(TaskPriority) + 1)
@@ -158,6 +178,92 @@ class TaskManager:
         if result is None:
             raise _not_found(task_id)
         return result
+
+    def view(self, task_id: str) -> TaskView:
+        """A snapshot of one task. Raises TaskNotFoundError for an unknown id."""
+        record = self.records.get(task_id)
+        if record is not None:
+            return TaskView.of_record(record)
+        return TaskView.of_ended(self._ended(task_id))
+
+    def dependents(self, task_id: str) -> list[str]:
+        """Ids of the tasks that depend directly on ``task_id``, in submission order.
+
+        Raises TaskNotFoundError for an unknown id.
+        """
+        record = self.records.get(task_id)
+        if record is not None:
+            return [d.task.id for d in record.dependents or ()]
+        return list(self._ended(task_id).dependents or ())
+
+    def views(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        task_type: str | None = None,
+        priority: TaskPriority | None = None,
+        tags: Iterable[str] = (),
+        limit: int = 100,
+        after: str | None = None,
+        newest_first: bool = False,
+    ) -> list[TaskView]:
+        """Snapshots of known tasks (live, and ended whose results are kept), in
+        submission order (or newest first), filtered by every criterion given.
+
+        ``priority`` is the priority as submitted; ``tags`` must all be present. ``after``
+        is the id of the last task of the previous page: the page starts after it.
+
+        Raises:
+            InvalidArgumentError: ``limit`` is not a positive int, or a filter has the
+                wrong type.
+            TaskNotFoundError: ``after`` names a task no longer known.
+        """
+        _check_filters(status, task_type, priority, limit, after)
+        if isinstance(tags, str):
+            raise InvalidArgumentError(f"tags must be a list of strings, got {tags!r}")
+        wanted = frozenset(tags)
+        start = None if after is None else self._seq_of(after)
+        candidates: list[tuple[int, TaskRecord | EndedTask]] = []
+        if status is None or not status.is_terminal:
+            for record in self.records.values():
+                task = record.task
+                if (
+                    (status is None or record.status is status)
+                    and (task_type is None or record.type_name == task_type)
+                    and (priority is None or task.priority is priority)
+                    and wanted <= task.tags
+                ):
+                    candidates.append((record.seq, record))
+        if status is None or status.is_terminal:
+            now = time.time()
+            self.results.expire(now)
+            for ended in self.results.entries():
+                result = ended.result
+                if (
+                    (status is None or result.status is status)
+                    and (task_type is None or result.task_type == task_type)
+                    and (priority is None or result.priority is priority)
+                    and wanted <= result.tags
+                ):
+                    candidates.append((ended.seq, ended))
+        if start is not None:
+            candidates = [c for c in candidates if (c[0] < start if newest_first else c[0] > start)]
+        pick = heapq.nlargest if newest_first else heapq.nsmallest
+        page = pick(limit, candidates, key=lambda c: c[0])
+        return [
+            TaskView.of_record(item) if isinstance(item, TaskRecord) else TaskView.of_ended(item)
+            for _, item in page
+        ]
+
+    def _seq_of(self, task_id: str) -> int:
+        record = self.records.get(task_id)
+        return record.seq if record is not None else self._ended(task_id).seq
+
+    def _ended(self, task_id: str) -> EndedTask:
+        ended = self.results.ended(task_id, time.time())
+        if ended is None:
+            raise _not_found(task_id)
+        return ended
 
     async def get_ready_tasks(self) -> list[str]:
         """Ids of tasks whose dependencies have all completed and that have not started."""
@@ -206,6 +312,7 @@ class TaskManager:
     def add(self, task: ProcessingTask, fn: Callable[..., Any], lane: str) -> TaskRecord:
         """Register a checked task and link it to its dependencies."""
         record = TaskRecord(task, fn, lane)
+        record.seq = next(self._seq)
         records = self.records
         for dep_id in task.depends_on:
             dep = records.get(dep_id)
@@ -216,13 +323,18 @@ class TaskManager:
                 else:
                     dep.dependents.append(record)
                 continue
-            result = self.results.get(dep_id, time.time())
-            if result is None:  # its result expired since check()/order_batch()
+            ended = self.results.ended(dep_id, time.time())
+            if ended is None:  # its result expired since check()/order_batch()
                 record.doom = (
                     TaskStatus.CANCELLED,
                     f"dependency {dep_id}'s result expired (result_ttl) before it was used",
                 )
                 continue
+            if ended.dependents is None:
+                ended.dependents = [task.id]
+            else:
+                ended.dependents.append(task.id)
+            result = ended.result
             expired = result.status is TaskStatus.TIMEOUT and (result.error or "").startswith(
                 EXPIRED
             )
@@ -230,8 +342,7 @@ class TaskManager:
         records[task.id] = record
         self.waiting += 1
         self.waiting_by_priority[record.priority] += 1
-        for listener in self.listeners:
-            listener(record, TaskStatus.PENDING, TaskStatus.PENDING)
+        self._notify(record, TaskStatus.PENDING, TaskStatus.PENDING)
         return record
 
     def lift_priority(self, record: TaskRecord) -> list[TaskRecord]:
@@ -309,6 +420,11 @@ class TaskManager:
 
     def transition(self, record: TaskRecord, status: TaskStatus) -> None:
         """The one place a task's status changes."""
+        old = self._set_status(record, status)
+        self._notify(record, old, status)
+
+    def _set_status(self, record: TaskRecord, status: TaskStatus) -> TaskStatus:
+        """Change the status and the waiting counts, without telling anyone."""
         old = record.status
         if (old, status) not in TRANSITIONS:
             check_transition(record.task.id, old, status)
@@ -319,8 +435,59 @@ class TaskManager:
         elif status is TaskStatus.PENDING:
             self.waiting += 1
             self.waiting_by_priority[record.priority] += 1
+        return old
+
+    def _notify(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
+        """Tell every listener; one that raises is logged and the others still run."""
         for listener in self.listeners:
-            listener(record, old, status)
+            try:
+                listener(record, old, new)
+            except Exception:
+                logger.exception(
+                    "a transition listener (%r) raised on task %s (%s -> %s); ignored",
+                    listener,
+                    record.task.id,
+                    old.value,
+                    new.value,
+                )
+
+    def add_listener(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with a :class:`TaskEvent` on every change of status.
+
+        Returns a function that removes it (calling it twice does nothing).
+        """
+        if not callable(listener):
+            raise InvalidArgumentError(f"a listener must be callable, got {listener!r}")
+        token = object()
+        if not self._event_listeners:
+            self.listeners.append(self._publish)
+        self._event_listeners[token] = listener
+
+        def remove() -> None:
+            if self._event_listeners.pop(token, None) is not None and not self._event_listeners:
+                self.listeners.remove(self._publish)
+
+        return remove
+
+    def _publish(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
+        event = TaskEvent(
+            record.task.id,
+            record.type_name,
+            new,
+            None if old is new else old,
+            _PRIORITIES[record.priority],  # type: ignore[arg-type]
+            time.time(),
+        )
+        for listener in list(self._event_listeners.values()):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception(
+                    "an event listener (%r) raised on task %s (%s); ignored",
+                    listener,
+                    event.task_id,
+                    new.value,
+                )
 
     def finish(
         self,
@@ -336,9 +503,10 @@ class TaskManager:
         ``expired`` marks a task whose deadline passed before it could start: its
         dependents then end TIMEOUT too; after any other bad ending they end CANCELLED.
         Returns the result, the dependents that became ready, and the dependents that must
-        now end too (their ``doom`` says how).
+        now end too (their ``doom`` says how). Listeners hear of the ending once the
+        result is kept.
         """
-        self.transition(record, status)
+        old = self._set_status(record, status)
         task = record.task
         now = time.time()
         result = TaskResult(
@@ -357,7 +525,20 @@ class TaskManager:
             task.tags,
         )
         del self.records[task.id]
-        self.results.add(result, now)
+        dependents = record.dependents
+        self.results.keep(
+            EndedTask(
+                result,
+                record.seq,
+                task.depends_on,
+                None if dependents is None else [d.task.id for d in dependents],
+                task.deadline,
+                record.deadline,
+                record.priority,
+            ),
+            now,
+        )
+        self._notify(record, old, status)
         ready: list[TaskRecord] = []
         doomed: list[TaskRecord] = []
         for dependent in record.dependents or ():
@@ -419,6 +600,21 @@ def _unknown_dependency(task: ProcessingTask, dep: str) -> DependencyNotFoundErr
         f"task {task.id} depends on {dep!r}, which this processor does not know; submit the "
         "dependency first, or submit both together with submit_tasks()"
     )
+
+
+def _check_filters(
+    status: object, task_type: object, priority: object, limit: object, after: object
+) -> None:
+    for name, value, kind in (
+        ("status", status, TaskStatus),
+        ("task_type", task_type, str),
+        ("priority", priority, TaskPriority),
+        ("after", after, str),
+    ):
+        if value is not None and not isinstance(value, kind):
+            raise InvalidArgumentError(f"{name} must be a {kind.__name__} or None, got {value!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidArgumentError(f"limit must be a positive int, got {limit!r}")
 
 
 def _not_found(task_id: str) -> TaskNotFoundError:
