@@ -157,7 +157,8 @@ async def test_dashboard_shows_tasks_charts_failures_and_graphs(
         await page.fill("#graph-id", "no-such-task")
         await page.click("#graph-form button")
         await page.wait_for_function(
-            "() => document.getElementById('graph-message').textContent.includes('No task no-such-task')"
+            "() => document.getElementById('graph-message').textContent"
+            ".includes('No task no-such-task')"
         )
         await page.fill("#graph-id", "dash-c")
         await page.click("#graph-form button")

@@ -63,8 +63,8 @@ def _check_dependencies(state: ServiceState, caller: Caller, tasks: list[Process
         for dep in task.depends_on:
             if dep in submitted:
                 continue
-            view = state.reads.view(dep)
-            if view is None or not caller.sees(view["tags"]):
+            view = state.reads.find(dep)
+            if view is None or not caller.sees(view.tags):
                 raise ApiError(
                     404,
                     "dependency_not_found",
@@ -90,12 +90,11 @@ async def submit(request: Request, state: StateDep, caller: CallerDep) -> Respon
     mark = None if key is None else fingerprint(sub, files)
     task = _build(state, caller, sub, files, mark)
     _check_dependencies(state, caller, [task])
-    known = key is not None and state.reads.view(task.id) is not None
+    known = key is not None and state.reads.find(task.id) is not None
     first = await state.processor.submit_task(task, idempotency_key=_library_key(caller, key))
     if known or first != task.id:
         _check_repeat(state, key, mark, first)
         return JSON({"id": first, "status": TaskStatus.PENDING.value}, status_code=200)
-    state.reads.graph.add(task)
     answer = {"id": task.id, "status": TaskStatus.PENDING.value}
     return JSON(answer, status_code=201, headers={"Location": f"/tasks/{task.id}"})
 
@@ -122,12 +121,10 @@ async def submit_batch(request: Request, state: StateDep, caller: CallerDep) -> 
     try:
         ids = await state.processor.submit_tasks(tasks)
     except DuplicateTaskError:
-        if key is None or state.reads.view(tasks[0].id) is None:
+        if key is None or state.reads.find(tasks[0].id) is None:
             raise
         _check_repeat(state, key, mark, tasks[0].id)
         return JSON({"ids": [task.id for task in tasks]}, status_code=200)
-    for task in tasks:
-        state.reads.graph.add(task)
     return JSON({"ids": ids}, status_code=201)
 
 
@@ -138,8 +135,8 @@ def _library_key(caller: Caller, key: str | None) -> str | None:
 
 def _check_repeat(state: ServiceState, key: str | None, mark: str | None, first: str) -> None:
     """A repeat of the request that made ``first`` is fine; another body is a 409."""
-    view = state.reads.view(first)
-    if view is not None and fingerprint_of(view["tags"]) != mark:
+    view = state.reads.find(first)
+    if view is not None and fingerprint_of(view.tags) != mark:
         raise ApiError(
             409,
             "idempotency_conflict",

@@ -1,18 +1,23 @@
-"""Reading tasks: ``GET /tasks/{id}``, its long poll, cancelling, listing and the graph."""
+"""Reading tasks: ``GET /tasks/{id}``, its long poll, cancelling, listing and the graph.
+
+A token sees only its own tasks (an admin: every task); another token's task answers
+exactly as an unknown one.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import heapq
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from ...errors import TaskNotFoundError
 from ...lifecycle import TaskStatus
-from ..models import Cancelled, Graph, TaskPage, TaskView
+from ...views import TaskView
+from ..models import Cancelled, Graph, TaskPage
+from ..models import TaskView as TaskViewModel
 from ..openapi import answers
 from ..reads import ProcessorReads
 from ..responses import JSON, ApiError
@@ -30,21 +35,25 @@ def _not_found(task_id: str) -> ApiError:
     return ApiError(404, "task_not_found", f"no task {task_id!r} (never submitted, or evicted)")
 
 
-def _view(state: ServiceState, caller: Caller, task_id: str) -> dict[str, Any]:
-    """The task as ``caller`` may see it; 404 if unknown or not the caller's."""
-    view = state.reads.view(task_id)
-    if view is None or not caller.sees(view["tags"]):
+def _find(state: ServiceState, caller: Caller, task_id: str) -> TaskView:
+    """The task's snapshot if ``caller`` may see it; else 404."""
+    view = state.reads.find(task_id)
+    if view is None or not caller.sees(view.tags):
         raise _not_found(task_id)
-    return public_view(view)
+    return view
 
 
-@router.get("/tasks/{task_id}", response_model=TaskView, responses=answers(404))
+async def _json(state: ServiceState, view: TaskView) -> dict[str, Any]:
+    return public_view(await state.reads.as_json(view))
+
+
+@router.get("/tasks/{task_id}", response_model=TaskViewModel, responses=answers(404))
 async def get_task(task_id: str, state: StateDep, caller: CallerDep) -> Response:
     """A task's status, and its result once it has ended."""
-    return JSON(_view(state, caller, task_id))
+    return JSON(await _json(state, _find(state, caller, task_id)))
 
 
-@router.get("/tasks/{task_id}/wait", response_model=TaskView, responses=answers(404, 422))
+@router.get("/tasks/{task_id}/wait", response_model=TaskViewModel, responses=answers(404, 422))
 async def wait_task(
     task_id: str,
     state: StateDep,
@@ -60,11 +69,11 @@ async def wait_task(
             "validation_error",
             f"timeout: must be at most {state.config.max_wait} seconds (max_wait)",
         )
-    _view(state, caller, task_id)
+    _find(state, caller, task_id)
     try:
         result = await state.processor.wait_for_task(task_id, timeout)
     except TimeoutError:
-        return JSON(_view(state, caller, task_id))
+        return JSON(await _json(state, _find(state, caller, task_id)))
     return JSON(public_view(result.to_dict()))
 
 
@@ -72,40 +81,33 @@ async def wait_task(
 async def cancel_task(task_id: str, state: StateDep, caller: CallerDep) -> Response:
     """Cancel a task that has not ended, and every task that depends on it."""
     reads = state.reads
-    _view(state, caller, task_id)
+    _find(state, caller, task_id)
     downstream = reads.unfinished_downstream(task_id)
     cancelled = await state.processor.cancel_task(task_id)
-    status = reads.status(task_id)
-    cascaded = [
-        d
-        for d in downstream
-        if not reads.is_unfinished(d) and reads.status(d) is TaskStatus.CANCELLED
-    ]
+    status = await state.processor.get_task_status(task_id)
+    cascaded = []
+    for dependent in downstream:
+        view = reads.find(dependent)
+        if view is not None and view.status is TaskStatus.CANCELLED:
+            cascaded.append(dependent)
     return JSON(
         {
             "task_id": task_id,
             "cancelled": cancelled,
-            "status": (status or TaskStatus.CANCELLED).value,
+            "status": status.value,
             "cancelled_dependents": cascaded,
         }
     )
 
 
-def _encode_cursor(created_at: float, task_id: str) -> str:
-    raw = json.dumps([created_at, task_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _encode_cursor(task_id: str) -> str:
+    return base64.urlsafe_b64encode(task_id.encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[float, str]:
+def _decode_cursor(cursor: str) -> str:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, task_id = json.loads(raw)
-        if isinstance(created_at, bool) or not isinstance(created_at, int | float):
-            raise ValueError
-        if not isinstance(task_id, str):
-            raise ValueError
-        return -float(created_at), task_id
-    except (ValueError, TypeError, binascii.Error):
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error):
         raise ApiError(422, "invalid_cursor", "cursor is not one this server handed out") from None
 
 
@@ -121,33 +123,33 @@ async def list_tasks(
 ) -> Response:
     """Tasks newest first, filtered by status, type and tags; page with ``next_cursor``."""
     after = _decode_cursor(cursor) if cursor else None
-    wanted = set(tag) if caller.admin else {*tag, owner_tag(caller.name)}
-    candidates = state.reads.matching(status, task_type, wanted)
-    chosen = heapq.nsmallest(
-        limit + 1,
-        (c for c in candidates if after is None or c[0] > after),
-        key=lambda c: c[0],
-    )
+    if after is not None and (view := state.reads.find(after)) and not caller.sees(view.tags):
+        raise ApiError(422, "invalid_cursor", "cursor is not one this server handed out")
+    wanted = tag if caller.admin else [*tag, owner_tag(caller.name)]
+    try:
+        chosen = state.reads.page(status, task_type, wanted, limit + 1, after)
+    except TaskNotFoundError:
+        raise ApiError(
+            422, "invalid_cursor", "the cursor's task is no longer kept; list from the start"
+        ) from None
     page = chosen[:limit]
-    next_cursor = None
-    if len(chosen) > limit:
-        last_key = page[-1][0]
-        next_cursor = _encode_cursor(-last_key[0], last_key[1])
-    return JSON({"tasks": [public_view(view) for _, view in page], "next_cursor": next_cursor})
+    next_cursor = _encode_cursor(page[-1].task_id) if len(chosen) > limit else None
+    items = [await _json(state, view) for view in page]
+    return JSON({"tasks": items, "next_cursor": next_cursor})
 
 
 def _node(reads: ProcessorReads, caller: Caller, task_id: str) -> dict[str, Any] | None:
     """The graph node of ``task_id``; None if it is not the caller's."""
-    view = reads.view(task_id)
-    if view is not None and not caller.sees(view["tags"]):
-        return None
+    view = reads.find(task_id)
     if view is None:
         return {"id": task_id, "task_type": "", "status": "unknown", "priority": 0}
+    if not caller.sees(view.tags):
+        return None
     return {
         "id": task_id,
-        "task_type": view["task_type"],
-        "status": view["status"],
-        "priority": view["priority"],
+        "task_type": view.task_type,
+        "status": view.status.value,
+        "priority": view.priority.value,
     }
 
 
@@ -155,12 +157,16 @@ def _walk(
     reads: ProcessorReads, task_id: str, upward: bool
 ) -> tuple[set[str], set[tuple[str, str]]]:
     """The nodes reached from ``task_id`` along dependencies (or dependents), and edges."""
-    step = reads.depends_on if upward else reads.dependents
     edges: set[tuple[str, str]] = set()
     stack, seen = [task_id], {task_id}
     while stack and len(seen) < _GRAPH_LIMIT:
         node = stack.pop()
-        for other in step(node):
+        if upward:
+            view = reads.find(node)
+            step = list(view.depends_on) if view is not None else []
+        else:
+            step = reads.dependents(node)
+        for other in step:
             edges.add((other, node) if upward else (node, other))
             if other not in seen:
                 seen.add(other)
@@ -172,11 +178,7 @@ def _walk(
 async def task_graph(task_id: str, state: StateDep, caller: CallerDep) -> Response:
     """The task's transitive dependencies and dependents (at most 500 nodes)."""
     reads = state.reads
-    view = reads.view(task_id)
-    if view is None and (task_id not in reads.graph.deps or not caller.admin):
-        raise _not_found(task_id)  # an evicted task's owner is no longer known
-    if view is not None and not caller.sees(view["tags"]):
-        raise _not_found(task_id)
+    _find(state, caller, task_id)
     up_nodes, up_edges = _walk(reads, task_id, upward=True)
     down_nodes, down_edges = _walk(reads, task_id, upward=False)
     found = {node: _node(reads, caller, node) for node in (*up_nodes, *down_nodes)}
