@@ -242,6 +242,7 @@ def demo_settings(provider: str, workdir: str, secret: str) -> Settings:
     return Settings(
         llm=llm,
         databases={"journal": f"sqlite:///{workdir}/journal.sqlite3"},
+        database_allow_ddl=True,  # the demo creates its journal table
         webhook_secret=secret,
     )
 

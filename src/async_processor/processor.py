@@ -508,6 +508,8 @@ class AdvancedAsyncProcessor:
                 f"(registered: {known}); call processor.register_processor("
                 f"{task.type_name!r}, func) first"
             )
+        if task.timeout is None:  # a built-in's Settings.default_timeouts (docs/security.md)
+            task.timeout = getattr(fn, "default_timeout", None)
         if is_async:
             return fn, "async"
         name = "process" if task.cpu_intensive else "thread"

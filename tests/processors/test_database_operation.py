@@ -45,7 +45,10 @@ def postgres_url() -> Iterator[str]:
 
 
 def sqlite_settings(tmp_path: Path, **more: Any) -> Settings:
-    return Settings(databases={"main": f"sqlite:///{tmp_path}/db/main.sqlite3"}, **more)
+    """The tests create and drop their tables, so DDL is allowed (tests/security has more)."""
+    return Settings(
+        databases={"main": f"sqlite:///{tmp_path}/db/main.sqlite3"}, database_allow_ddl=True, **more
+    )
 
 
 @pytest.fixture
@@ -374,6 +377,7 @@ async def pg(postgres_url: str) -> AsyncIterator[AdvancedAsyncProcessor]:
             "missing": postgres_url.rsplit("/", 1)[0] + "/no_such_database",
         },
         statement_timeout=0.5,
+        database_allow_ddl=True,
     )
     processor = await create_processor(max_process_workers=0, settings=settings)
     yield processor

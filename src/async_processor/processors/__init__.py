@@ -21,6 +21,11 @@ notification           notification                  loop       notify
 =====================  ============================  =========  ==========================
 
 "thread" processors run in the process pool instead when a task sets ``cpu_intensive``.
+
+Every built-in's result is refused (InvalidInputError) when it holds more than
+``Settings.max_result_bytes``, and a task of a heavy type that sets no timeout gets the one
+in ``Settings.default_timeouts`` when it is submitted (the processor reads
+:attr:`BuiltinProcessor.default_timeout`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import importlib
 from typing import Any
 
 from ..task import ProcessingTask, ProcessingType
+from .result_size import check_result_size
 from .settings import ProviderSettings, Settings, SmtpSettings
 
 __all__ = [
@@ -72,11 +78,19 @@ class BuiltinProcessor:
     def __repr__(self) -> str:
         return f"<built-in {self.task_type.value} processor>"
 
+    @property
+    def default_timeout(self) -> float | None:
+        """Seconds a task of this type may run when it sets no timeout of its own."""
+        return self.settings.default_timeouts.get(self.task_type.value)
+
     def _module(self) -> Any:
         return importlib.import_module(f"{__name__}.{self.task_type.value}")
 
+    def _checked(self, result: Any) -> Any:
+        return check_result_size(self.task_type.value, result, self.settings.max_result_bytes)
+
     def __call__(self, task: ProcessingTask) -> Any:
-        return self._module().process(task, self.settings)
+        return self._checked(self._module().process(task, self.settings))
 
 
 class AsyncBuiltinProcessor(BuiltinProcessor):
@@ -85,7 +99,7 @@ class AsyncBuiltinProcessor(BuiltinProcessor):
     __slots__ = ()
 
     async def __call__(self, task: ProcessingTask) -> Any:
-        return await self._module().process(task, self.settings)
+        return self._checked(await self._module().process(task, self.settings))
 
 
 def builtin_processors(settings: Settings) -> dict[ProcessingType, BuiltinProcessor]:

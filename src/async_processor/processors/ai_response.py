@@ -35,7 +35,6 @@ import functools
 import hashlib
 import os
 import re
-import string
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -257,8 +256,18 @@ def _quoted(prompt: str) -> str | None:
     return match.group(1).strip() or None
 
 
+#: A template's pieces: an escaped brace, a ``{field}``, or a lone brace.
+_TEMPLATE_PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_FIELD_NAME = re.compile(r"[^\W\d]\w*")
+
+
 def _fill_template(task: ProcessingTask, template: str, context: Mapping[str, Any]) -> str:
-    """``template`` (or the named one) filled from the context and the dependencies."""
+    """``template`` (or the named one) filled from the context and the dependencies.
+
+    Only plain ``{name}`` fields (and ``{{``/``}}`` for braces): no format specs, conversions,
+    attributes or indexes, so a template cannot ask for a 100 MB padding; the filled prompt
+    is refused as soon as it passes :data:`MAX_PROMPT_CHARS`.
+    """
     template = NAMED_TEMPLATES.get(template, template)
     values: dict[str, Any] = {}
     for dependency in reversed(list(task.depends_on)):  # the first dependency wins
@@ -267,34 +276,57 @@ def _fill_template(task: ProcessingTask, template: str, context: Mapping[str, An
             values.update(result)
     values.update({k: v for k, v in task.payload.items() if k not in ("prompt_template",)})
     values.update(context)
-    try:
-        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        raise InvalidInputError(
-            f"payload['prompt_template'] is not a valid template: {exc}"
-        ) from exc
-    roots = [re.split(r"[.\[]", name, maxsplit=1)[0] for name in fields]
-    if any(not root or root.isdigit() for root in roots):
-        raise InvalidInputError(
-            "payload['prompt_template'] must use named fields such as {text} or {child_age}, "
-            "not positional ones like {} or {0}"
-        )
-    missing = sorted({root for root in roots if values.get(root) is None})
+    pieces = _template_pieces(template)
+    missing = sorted({name for _, name in pieces if name and values.get(name) is None})
     if missing:
         raise InvalidInputError(
             f"payload['prompt_template'] needs {', '.join(missing)}, which neither "
             f"payload['context'] nor a dependency's result provides (available: "
             f"{', '.join(sorted(k for k, v in values.items() if v is not None)) or 'none'})"
         )
-    try:
-        filled = template.format_map(values)
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"payload['prompt_template'] could not be filled: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not filled.strip():
+    filled: list[str] = []
+    length = 0
+    for literal, name in pieces:
+        for text in (literal, str(values[name]) if name else ""):
+            length += len(text)
+            if length > MAX_PROMPT_CHARS:
+                raise InvalidInputError(
+                    f"the filled payload['prompt_template'] is longer than the prompt limit: "
+                    f"at most {MAX_PROMPT_CHARS} characters are accepted"
+                )
+            filled.append(text)
+    if not "".join(filled).strip():
         raise InvalidInputError("payload['prompt_template'] produced an empty prompt")
-    return filled
+    return "".join(filled)
+
+
+def _template_pieces(template: str) -> list[tuple[str, str | None]]:
+    """``template`` as (literal text, field name or None) pairs, or InvalidInputError."""
+    pieces: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    position = 0
+    for match in _TEMPLATE_PART.finditer(template):
+        literal.append(template[position : match.start()])
+        position = match.end()
+        part, name = match.group(), match.group(1)
+        if part in ("{{", "}}"):
+            literal.append(part[0])
+        elif name is None:
+            raise InvalidInputError(
+                f"payload['prompt_template'] is not a valid template: a lone {part!r} at "
+                f"character {match.start()} (write {part * 2} for a brace)"
+            )
+        elif _FIELD_NAME.fullmatch(name):
+            pieces.append(("".join(literal), name))
+            literal = []
+        else:
+            raise InvalidInputError(
+                f"payload['prompt_template'] field {part} is refused: templates take only "
+                "plain named fields such as {text} or {child_age}: no positional fields, "
+                "format specs (:...), conversions (!r), attributes or indexes"
+            )
+    pieces.append(("".join(literal) + template[position:], None))
+    return pieces
 
 
 def _child_age(value: Any) -> int | None:

@@ -8,7 +8,8 @@ Payload:
     sample_rate: the rate of raw PCM (a WAV header wins).
     noise_reduction: default true.
     normalization: default true.
-    target_sample_rate: resample the output to this rate (default: keep the input's).
+    target_sample_rate: resample the output to this rate, at most
+        :data:`MAX_TARGET_SAMPLE_RATE` (default: keep the input's).
     target_level_db: the RMS level normalisation aims for, in dBFS (default -20, from -40
         to -6); the peak is limited to -1 dBFS, so a spiky clip may end quieter.
 
@@ -22,6 +23,9 @@ Result: ``audio_data`` (16-bit mono WAV), ``sample_rate``, ``duration_s``, ``eng
 ``steps`` (what was done, in order), ``noise_floor_dbfs`` and ``snr_estimate_db`` (the level of
 the quietest frames and the input's signal-to-noise estimate; None without noise reduction
 or for silence), ``gain_db`` (None without normalisation) and ``peak_dbfs`` of the output.
+
+An output whose 16-bit samples would exceed ``Settings.max_result_bytes`` is refused before
+it is resampled.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ GAIN_FLOOR = 0.05
 SMOOTHING = (3, 5)  # bins x frames
 DEFAULT_LEVEL_DB = -20.0
 PEAK_LIMIT_DB = -1.0
+#: The highest ``target_sample_rate``: upsampling beyond it only inflates the result.
+MAX_TARGET_SAMPLE_RATE = 48_000
 SILENCE = 1e-10
 
 
@@ -53,19 +59,8 @@ def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     payload = task.payload
     noise_reduction = _flag(payload, "noise_reduction")
     normalization = _flag(payload, "normalization")
-    target_rate = payload.get("target_sample_rate")
-    if target_rate is not None:
-        target_rate = check_sample_rate(target_rate)
-    level = payload.get("target_level_db", DEFAULT_LEVEL_DB)
-    if (
-        isinstance(level, bool)
-        or not isinstance(level, int | float)
-        or not math.isfinite(level)
-        or not -40 <= level <= -6
-    ):
-        raise InvalidInputError(
-            f"target_level_db must be a number of dBFS from -40 to -6 (default -20), got {level!r}"
-        )
+    target_rate = _target_rate(payload)
+    level = _target_level(payload)
     data = get_input(task, "audio_data")
     if data is None:
         raise InvalidInputError(
@@ -73,6 +68,7 @@ def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
             "dependency whose result has 'audio_data'"
         )
     audio = read_audio(data, payload.get("sample_rate"), settings.max_audio_seconds)
+    _check_output_size(audio, target_rate or audio.sample_rate, settings.max_result_bytes)
 
     steps = []
     noise_floor = snr = None
@@ -84,7 +80,7 @@ def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
         steps.append("resample")
     gain_db = None
     if normalization:
-        audio, gain_db = normalize(audio, float(level))
+        audio, gain_db = normalize(audio, level)
         steps.append("normalization")
     np = require("numpy", "audio", "audio enhancement")
     peak = float(np.max(np.abs(audio.samples)))
@@ -99,6 +95,44 @@ def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
         "gain_db": gain_db,
         "peak_dbfs": _db(peak) if peak > 0 else None,
     }
+
+
+def _target_rate(payload: dict[str, Any]) -> int | None:
+    value = payload.get("target_sample_rate")
+    if value is None:
+        return None
+    rate = check_sample_rate(value)
+    if rate > MAX_TARGET_SAMPLE_RATE:
+        raise InvalidInputError(
+            f"target_sample_rate {rate} is over {MAX_TARGET_SAMPLE_RATE}: a higher rate adds "
+            "no sound a person can hear, only bytes (16000 suits speech, 44100 or 48000 music)"
+        )
+    return rate
+
+
+def _target_level(payload: dict[str, Any]) -> float:
+    level = payload.get("target_level_db", DEFAULT_LEVEL_DB)
+    if (
+        isinstance(level, bool)
+        or not isinstance(level, int | float)
+        or not math.isfinite(level)
+        or not -40 <= level <= -6
+    ):
+        raise InvalidInputError(
+            f"target_level_db must be a number of dBFS from -40 to -6 (default -20), got {level!r}"
+        )
+    return float(level)
+
+
+def _check_output_size(audio: Audio, rate: int, max_bytes: int) -> None:
+    """Refuse an output over ``Settings.max_result_bytes`` before it is made."""
+    samples = math.ceil(len(audio.samples) * rate / audio.sample_rate)
+    if 2 * samples > max_bytes:
+        raise InvalidInputError(
+            f"the enhanced audio would hold {2 * samples} bytes ({audio.duration_s:.1f} s x "
+            f"{rate} samples/s x 2 bytes), over Settings.max_result_bytes ({max_bytes}); send "
+            "a shorter clip or a lower target_sample_rate"
+        )
 
 
 def _flag(payload: dict[str, Any], name: str) -> bool:

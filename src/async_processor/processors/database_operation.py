@@ -13,10 +13,19 @@ Payload:
     ``many``: instead of ``params``, a list of parameter sets; the statement runs once per set,
     all in one transaction (all or nothing).
     ``database``: the configured name.
+    ``statement``: instead of ``query``, the name of a statement configured in
+    :attr:`Settings.database_statements` (SQL with ``:name`` placeholders, on PostgreSQL
+    too); ``params`` (or each set of ``many``) is then a dict with exactly its names. This
+    is the only form the HTTP service accepts.
 
-Each task runs in its own transaction (autocommit), so BEGIN, COMMIT, ROLLBACK, SAVEPOINT
-and the like are refused, and so are ATTACH and VACUUM INTO on SQLite (they would reach
-files that are not configured).
+Each task runs in its own transaction, so BEGIN, COMMIT, ROLLBACK, SAVEPOINT and the like
+are refused. A raw ``query`` may not change the schema unless
+:attr:`Settings.database_allow_ddl` is set (configured statements may). On SQLite an
+authorizer (:mod:`.sqlite_guard`) also refuses ATTACH, DETACH and VACUUM, writing PRAGMAs,
+``fts3_tokenizer`` and ``load_extension``, and temporary objects, and no string or blob may
+exceed :attr:`Settings.max_result_bytes`. On PostgreSQL a first-keyword check refuses DDL
+and code blocks (``DO``) without the switch and COPY and LOAD always; it cannot see inside
+functions, so the configured role's privileges are the real boundary.
 
 Result: ``rows`` (a list of dicts, column name -> value), ``rowcount`` (rows changed by
 INSERT/UPDATE/DELETE, rows returned by a query, 0 for DDL), and beyond the contract:
@@ -24,7 +33,8 @@ INSERT/UPDATE/DELETE, rows returned by a query, 0 for DDL), and beyond the contr
 ``database`` and ``engine`` (``"sqlite"`` or ``"postgresql"``). Values are JSON types: BLOB
 and bytea become base64 strings, numeric/Decimal a string (exact), timestamps, dates and
 times ISO 8601 strings, intervals seconds, UUIDs and addresses strings, json/jsonb the
-decoded value, arrays lists.
+decoded value, arrays lists. Rows are counted while they are fetched; a result over
+:attr:`Settings.max_result_bytes` fails the task (and rolls back what it changed).
 
 Connections: on SQLite one connection per (process, event loop, database), in WAL mode, with
 every statement of that loop serialised by a lock (a single writer, and the statement
@@ -54,7 +64,6 @@ import datetime
 import decimal
 import json
 import os
-import re
 import sqlite3
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -66,7 +75,9 @@ from urllib.parse import unquote, urlsplit
 from ..errors import InvalidInputError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
 from . import extras
+from .database_request import MAX_MANY, Request, request_from
 from .settings import Settings
+from .sqlite_guard import SqliteGuard, limited_connection
 
 if TYPE_CHECKING:
     import aiosqlite
@@ -77,193 +88,13 @@ __all__ = ["CONNECT_TIMEOUT", "MAX_MANY", "POOL_MAX_SIZE", "aclose", "process"]
 CONNECT_TIMEOUT = 10.0
 #: Connections in one PostgreSQL pool (per process, event loop and database).
 POOL_MAX_SIZE = 10
-#: The most parameter sets one ``many`` task may carry.
-MAX_MANY = 100_000
 #: Seconds the client waits beyond the server's statement_timeout before it gives up itself.
 _CLIENT_GRACE = 1.0
 
-_TRANSACTION_CONTROL = frozenset(
-    {"BEGIN", "COMMIT", "ROLLBACK", "END", "SAVEPOINT", "RELEASE", "START", "ABORT"}
-)
-_FIRST_WORD = re.compile(r"[A-Za-z]+")
-_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
-
-
-# --- the payload --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Request:
-    name: str
-    url: str
-    query: str
-    params: Sequence[Any] | Mapping[str, Any]
-    many: list[Sequence[Any] | Mapping[str, Any]] | None
-
-
-def _request(task: ProcessingTask, settings: Settings) -> _Request:
-    payload = task.payload
-    name = payload.get("database")
-    if name is None:
-        name = "default"
-    if not isinstance(name, str):
-        raise InvalidInputError(
-            f"payload['database'] must be the name of a configured database, got "
-            f"{type(name).__name__}"
-        )
-    if name not in settings.databases:
-        configured = ", ".join(repr(n) for n in sorted(settings.databases)) or "none"
-        raise InvalidInputError(
-            f"unknown database {name!r}; configured databases: {configured}. Add one with "
-            "Settings(databases={name: url}) or ASYNC_PROCESSOR_DATABASES='name=url'"
-        )
-    url = settings.databases[name]
-    postgres = not url.startswith("sqlite:")
-    query = payload.get("query")
-    if not isinstance(query, str):
-        raise InvalidInputError(
-            f"payload['query'] must be one SQL statement as a string, got {type(query).__name__}"
-        )
-    _check_statement(query, postgres)
-    params = payload.get("params")
-    many = payload.get("many")
-    if params is not None and many is not None:
-        raise InvalidInputError("give payload['params'] or payload['many'], not both")
-    if many is not None:
-        if not isinstance(many, list | tuple) or not many:
-            raise InvalidInputError(
-                "payload['many'] must be a non-empty list of parameter sets (lists or dicts)"
-            )
-        if len(many) > MAX_MANY:
-            raise InvalidInputError(
-                f"payload['many'] has {len(many)} parameter sets; the limit is {MAX_MANY}: "
-                "split the work into several tasks"
-            )
-        sets = [_params(item, postgres, f"payload['many'][{i}]") for i, item in enumerate(many)]
-        return _Request(name, url, query, (), sets)
-    return _Request(name, url, query, _params(params, postgres, "payload['params']"), None)
-
-
-def _params(value: Any, postgres: bool, where: str) -> Sequence[Any] | Mapping[str, Any]:
-    if value is None:
-        return ()
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    if isinstance(value, Mapping):
-        if postgres:
-            raise InvalidInputError(
-                f"{where} is a dict, but PostgreSQL takes positional parameters: write "
-                "$1, $2, ... in the query and pass a list"
-            )
-        if not all(isinstance(key, str) for key in value):
-            raise InvalidInputError(f"{where}: named parameters need string keys")
-        return dict(value)
-    raise InvalidInputError(
-        f"{where} must be a list (positional placeholders) or a dict (named, SQLite), got "
-        f"{type(value).__name__}; values are never spliced into the query text"
-    )
-
-
-def _check_statement(query: str, postgres: bool) -> None:
-    statements = _statements(query, postgres)
-    if not statements:
-        raise InvalidInputError("payload['query'] is empty: give one SQL statement")
-    if len(statements) > 1:
-        raise InvalidInputError(
-            f"payload['query'] holds {len(statements)} statements; a task runs exactly one "
-            "(send one task per statement, or use payload['many'] for one statement over "
-            "many parameter sets)"
-        )
-    first = _FIRST_WORD.match(statements[0])
-    keyword = first.group().upper() if first else ""
-    if keyword in _TRANSACTION_CONTROL:
-        raise InvalidInputError(
-            f"{keyword} is refused: each task runs in its own transaction; use "
-            "payload['many'] to run one statement over many parameter sets atomically"
-        )
-    if keyword in ("ATTACH", "DETACH") and not postgres:
-        raise InvalidInputError(
-            f"{keyword} is refused: a task may use only its configured database"
-        )
-
-
-def _statements(query: str, postgres: bool) -> list[str]:
-    """The statements of ``query``: split at semicolons outside literals, comments dropped."""
-    statements: list[str] = []
-    current: list[str] = []
-    i, n = 0, len(query)
-    while i < n:
-        char = query[i]
-        end = i + 1
-        if char == ";":
-            statements.append("".join(current))
-            current = []
-        elif query.startswith("--", i):
-            newline = query.find("\n", i)
-            end = n if newline < 0 else newline
-            current.append(" ")
-        elif query.startswith("/*", i):
-            end = _comment_end(query, i, nested=postgres)
-            current.append(" ")
-        elif char in "'\"" or (not postgres and char in "[`"):
-            backslash = postgres and char == "'" and _escape_string(query, i)
-            end = _quote_end(query, i, "]" if char == "[" else char, backslash)
-            current.append(query[i:end])
-        elif postgres and char == "$" and (match := _dollar_tag(query, i)):
-            close = query.find(match, i + len(match))
-            end = n if close < 0 else close + len(match)
-            current.append(query[i:end])
-        else:
-            current.append(char)
-        i = end
-    statements.append("".join(current))
-    return [text.strip() for text in statements if text.strip()]
-
-
-def _comment_end(query: str, start: int, nested: bool) -> int:
-    depth, i = 0, start
-    while i < len(query):
-        if query.startswith("/*", i) and (nested or depth == 0):
-            depth += 1
-            i += 2
-        elif query.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return len(query)
-
-
-def _quote_end(query: str, start: int, closing: str, backslash: bool) -> int:
-    i = start + 1
-    while i < len(query):
-        char = query[i]
-        if backslash and char == "\\":
-            i += 2
-        elif char == closing:
-            if closing != "]" and query.startswith(closing, i + 1):
-                i += 2
-            else:
-                return i + 1
-        else:
-            i += 1
-    return len(query)
-
-
-def _escape_string(query: str, quote: int) -> bool:
-    """True for PostgreSQL's E'...' strings, where a backslash escapes the next character."""
-    if quote == 0 or query[quote - 1] not in "eE":
-        return False
-    return quote == 1 or not (query[quote - 2].isalnum() or query[quote - 2] in "_$")
-
-
-def _dollar_tag(query: str, start: int) -> str | None:
-    if start > 0 and (query[start - 1].isalnum() or query[start - 1] in "_$"):
-        return None
-    match = _DOLLAR_TAG.match(query, start)
-    return match.group() if match else None
+#: SQLite's own ceiling on one string or blob (SQLITE_MAX_LENGTH).
+_SQLITE_MAX_LENGTH = 1_000_000_000
+#: Rows fetched per round trip while the result is counted against max_result_bytes.
+_FETCH_ROWS = 256
 
 
 # --- results --------------------------------------------------------------------------------
@@ -298,6 +129,39 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+class _ResultBudget:
+    """Counts a result against ``Settings.max_result_bytes`` while its rows arrive."""
+
+    __slots__ = ("limit", "name", "rows", "used")
+
+    def __init__(self, request: Request, settings: Settings) -> None:
+        self.name = request.name
+        self.limit = settings.max_result_bytes
+        self.used = 0
+        self.rows = 0
+
+    def add(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Count ``rows``; InvalidInputError once the result is over the limit."""
+        for row in rows:
+            self.used += sum(map(_value_size, row))
+            self.rows += 1
+            if self.used > self.limit:
+                raise InvalidInputError(
+                    f"database {self.name!r}: the result is over Settings.max_result_bytes "
+                    f"({self.limit} bytes) after {self.rows} rows; select fewer rows or "
+                    "columns (WHERE, LIMIT), or raise max_result_bytes"
+                )
+
+
+def _value_size(value: Any) -> int:
+    """A value's share of a result: text and blob lengths, at least 8 bytes a value."""
+    if value is None or isinstance(value, bool | int | float):
+        return 8
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        return max(8, len(value))
+    return max(8, len(str(value)))
+
+
 def _unique(names: Sequence[str]) -> list[str]:
     seen: dict[str, int] = {}
     unique: list[str] = []
@@ -308,7 +172,7 @@ def _unique(names: Sequence[str]) -> list[str]:
 
 
 def _result(
-    request: _Request, engine: str, columns: list[str], rows: Sequence[Sequence[Any]], count: int
+    request: Request, engine: str, columns: list[str], rows: Sequence[Sequence[Any]], count: int
 ) -> dict[str, Any]:
     return {
         "rows": [dict(zip(columns, map(_jsonable, row), strict=True)) for row in rows],
@@ -433,6 +297,7 @@ def _forget_failure(
 @dataclass
 class _SqliteHandle:
     connection: aiosqlite.Connection
+    guard: SqliteGuard
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -448,12 +313,6 @@ def _sqlite_path(name: str, url: str) -> str:
     return unquote(rest[1:])
 
 
-def _deny_other_files(action: int, *_: Any) -> int:
-    if action in (sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH):
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
-
 async def _open_sqlite(name: str, url: str, settings: Settings) -> _SqliteHandle:
     aiosqlite = await extras.require_off_loop("aiosqlite", "db", "DATABASE_OPERATION on SQLite")
     path = _sqlite_path(name, url)
@@ -461,85 +320,118 @@ async def _open_sqlite(name: str, url: str, settings: Settings) -> _SqliteHandle
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(
-            path, isolation_level=None, timeout=settings.statement_timeout
+            path,
+            isolation_level=None,
+            timeout=settings.statement_timeout,
+            factory=limited_connection(min(settings.max_result_bytes, _SQLITE_MAX_LENGTH)),
         )
     except (OSError, sqlite3.Error) as exc:
         raise ProviderRequestError(
             f"database {name!r}: cannot open the SQLite file {path!r}: {exc}"
         ) from exc
+    guard = SqliteGuard()
     try:
         if path != ":memory:":
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=NORMAL")
         await connection.execute("PRAGMA foreign_keys=ON")
-        await connection.set_authorizer(_deny_other_files)
+        await connection.set_authorizer(guard)
     except sqlite3.Error as exc:
         await connection.close()
         raise ProviderRequestError(
             f"database {name!r}: {path!r} is not a usable SQLite database: {exc}"
         ) from exc
-    return _SqliteHandle(connection)
+    return _SqliteHandle(connection, guard)
 
 
-async def _run_sqlite(request: _Request, settings: Settings) -> dict[str, Any]:
+async def _run_sqlite(request: Request, settings: Settings) -> dict[str, Any]:
     resources = await _loop_resources()
     handle: _SqliteHandle = await _shared(
         resources.sqlite, request.url, lambda: _open_sqlite(request.name, request.url, settings)
     )
-    async with handle.lock:
-        work = asyncio.ensure_future(_sqlite_statement(handle.connection, request))
-        try:
-            done, _ = await asyncio.wait({work}, timeout=settings.statement_timeout)
-        except asyncio.CancelledError:
-            await _interrupt(handle.connection, work)
-            raise
-        if not done:
-            await _interrupt(handle.connection, work)
-            raise _timeout(request, settings)
+    await handle.lock.acquire()
+    handle.guard.prepare(allow_ddl=request.configured or settings.database_allow_ddl)
+    work = asyncio.ensure_future(
+        _sqlite_statement(handle.connection, request, _ResultBudget(request, settings))
+    )
+    work.add_done_callback(_release(handle.lock))
+    try:
+        done, _ = await asyncio.wait({work}, timeout=settings.statement_timeout)
+    except asyncio.CancelledError:
+        await handle.connection.interrupt()
+        raise
+    if not done:
+        await handle.connection.interrupt()
+        raise _timeout(request, settings)
     try:
         return work.result()
     except sqlite3.Warning as exc:
         raise InvalidInputError(f"database {request.name!r}: {exc}") from exc
     except sqlite3.Error as exc:
-        raise _sqlite_error(request, exc) from exc
+        raise _sqlite_error(request, exc, handle.guard.refused, settings) from exc
 
 
-async def _interrupt(connection: aiosqlite.Connection, work: asyncio.Future[Any]) -> None:
-    """Stop the running statement and wait until the connection is free again."""
-    await connection.interrupt()
-    await asyncio.wait({work})
-    if not work.cancelled():
-        work.exception()
+def _release(lock: asyncio.Lock) -> Callable[[asyncio.Future[Any]], None]:
+    """Free the connection when its statement has really ended, however its task ended.
+
+    A cancelled or timed-out task leaves at once; its interrupted statement still rolls
+    back on the connection's thread, and the next statement must wait for that. Nobody
+    awaits an abandoned statement, so its exception is retrieved here.
+    """
+
+    def release(work: asyncio.Future[Any]) -> None:
+        lock.release()
+        if not work.cancelled():
+            work.exception()
+
+    return release
 
 
-async def _sqlite_statement(connection: aiosqlite.Connection, request: _Request) -> dict[str, Any]:
-    if request.many is not None:
-        await connection.execute("BEGIN")
-        try:
+async def _sqlite_statement(
+    connection: aiosqlite.Connection, request: Request, budget: _ResultBudget
+) -> dict[str, Any]:
+    """The statement in a transaction of its own: a result over the cap changes nothing."""
+    await connection.execute("BEGIN")
+    try:
+        if request.many is not None:
             async with connection.executemany(request.query, request.many) as cursor:
                 count = max(cursor.rowcount, 0)
             await connection.commit()
-        except BaseException:
-            await connection.rollback()
-            raise
-        return _result(request, "sqlite", [], [], count)
-    try:
+            return _result(request, "sqlite", [], [], count)
         async with connection.execute(request.query, request.params) as cursor:
-            rows = list(await cursor.fetchall())
             description = cursor.description
+            rows: list[Any] = []
+            while description:
+                chunk = list(await cursor.fetchmany(_FETCH_ROWS))
+                budget.add(chunk)
+                rows.extend(chunk)
+                if len(chunk) < _FETCH_ROWS:
+                    break
             changed = cursor.rowcount
-    finally:
+        await connection.commit()
+    except BaseException:
         if connection.in_transaction:
             await connection.rollback()
+        raise
     if not description:
         return _result(request, "sqlite", [], [], max(changed, 0))
     columns = _unique([column[0] for column in description])
     return _result(request, "sqlite", columns, rows, changed if changed >= 0 else len(rows))
 
 
-def _sqlite_error(request: _Request, exc: sqlite3.Error) -> Exception:
+def _sqlite_error(
+    request: Request, exc: sqlite3.Error, refused: str | None, settings: Settings
+) -> Exception:
     message = f"database {request.name!r}: {exc}"
     text = str(exc).lower()
+    if refused is not None and "not authorized" in text:
+        return InvalidInputError(f"database {request.name!r}: {refused}")
+    if "too big" in text:
+        return InvalidInputError(
+            f"{message}: one string or blob may hold at most "
+            f"{min(settings.max_result_bytes, _SQLITE_MAX_LENGTH)} bytes "
+            "(Settings.max_result_bytes)"
+        )
     if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return ProviderError(f"{message} (another connection holds the write lock)")
     if isinstance(exc, sqlite3.IntegrityError):
@@ -563,7 +455,7 @@ async def _set_codecs(connection: Any) -> None:
         )
 
 
-async def _open_pool(request: _Request, settings: Settings) -> Any:
+async def _open_pool(request: Request, settings: Settings) -> Any:
     asyncpg = await extras.require_off_loop(
         "asyncpg", "postgres", "DATABASE_OPERATION on PostgreSQL"
     )
@@ -581,7 +473,7 @@ async def _open_pool(request: _Request, settings: Settings) -> Any:
         raise _postgres_error(request, exc, asyncpg, connecting=True) from exc
 
 
-async def _run_postgres(request: _Request, settings: Settings) -> dict[str, Any]:
+async def _run_postgres(request: Request, settings: Settings) -> dict[str, Any]:
     asyncpg = await extras.require_off_loop(
         "asyncpg", "postgres", "DATABASE_OPERATION on PostgreSQL"
     )
@@ -598,7 +490,8 @@ async def _run_postgres(request: _Request, settings: Settings) -> dict[str, Any]
     except Exception as exc:
         raise _postgres_error(request, exc, asyncpg, connecting=True) from exc
     try:
-        return await _postgres_statement(connection, request, client_timeout)
+        budget = _ResultBudget(request, settings)
+        return await _postgres_statement(connection, request, client_timeout, budget)
     except (InvalidInputError, ProviderError, ProviderRequestError):
         raise
     except TimeoutError as exc:
@@ -609,9 +502,14 @@ async def _run_postgres(request: _Request, settings: Settings) -> dict[str, Any]
         await pool.release(connection)
 
 
-async def _postgres_statement(connection: Any, request: _Request, timeout: float) -> dict[str, Any]:
+async def _postgres_statement(
+    connection: Any, request: Request, timeout: float, budget: _ResultBudget
+) -> dict[str, Any]:
     statement = await connection.prepare(request.query, timeout=timeout)
     columns = _unique([attribute.name for attribute in statement.get_attributes()])
+    if request.many is None and columns:
+        rows = await _fetch_counted(connection, statement, request.params, timeout, budget)
+        return _result(request, "postgresql", columns, rows, len(rows))
     if request.many is None:
         rows = await statement.fetch(*request.params, timeout=timeout)
         count = _status_count(statement.get_statusmsg(), len(rows))
@@ -622,6 +520,25 @@ async def _postgres_statement(connection: Any, request: _Request, timeout: float
             rows = await statement.fetch(*params, timeout=timeout)
             count += _status_count(statement.get_statusmsg(), len(rows))
     return _result(request, "postgresql", [], [], count)
+
+
+async def _fetch_counted(
+    connection: Any,
+    statement: Any,
+    params: Sequence[Any] | Mapping[str, Any],
+    timeout: float,
+    budget: _ResultBudget,
+) -> list[Any]:
+    """The rows through a cursor, counted as they come; over the cap, nothing is changed."""
+    rows: list[Any] = []
+    async with connection.transaction():
+        cursor = await statement.cursor(*params, timeout=timeout)
+        while True:
+            chunk = await cursor.fetch(_FETCH_ROWS, timeout=timeout)
+            budget.add(chunk)
+            rows.extend(chunk)
+            if len(chunk) < _FETCH_ROWS:
+                return rows
 
 
 def _status_count(status: str | None, returned: int) -> int:
@@ -636,7 +553,7 @@ def _where(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
 
 
-def _postgres_error(request: _Request, exc: Exception, asyncpg: Any, connecting: bool) -> Exception:
+def _postgres_error(request: Request, exc: Exception, asyncpg: Any, connecting: bool) -> Exception:
     errors = asyncpg.exceptions
     message = f"database {request.name!r}: {type(exc).__name__}: {exc}"
     if connecting and isinstance(exc, OSError | TimeoutError):
@@ -683,7 +600,7 @@ def _postgres_error(request: _Request, exc: Exception, asyncpg: Any, connecting:
     return ProviderRequestError(message)
 
 
-def _timeout(request: _Request, settings: Settings) -> ProviderError:
+def _timeout(request: Request, settings: Settings) -> ProviderError:
     return ProviderError(
         f"database {request.name!r}: the statement ran longer than "
         f"Settings.statement_timeout ({settings.statement_timeout:g} s) and was cancelled; "
@@ -696,7 +613,7 @@ def _timeout(request: _Request, settings: Settings) -> ProviderError:
 
 async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     """Run the task's statement on its configured database (see the module docstring)."""
-    request = _request(task, settings)
+    request = request_from(task, settings)
     if request.url.startswith("sqlite:"):
         return await _run_sqlite(request, settings)
     return await _run_postgres(request, settings)

@@ -8,19 +8,46 @@ reads the environment variables listed on each field.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ..errors import InvalidArgumentError
 
 __all__ = ["ProviderSettings", "Settings", "SmtpSettings", "default_database_path"]
 
 PROVIDER_KINDS = ("openai", "anthropic", "hume", "http")
+#: What a repr shows instead of a key, password, token or secret.
+HIDDEN = "***"
 
 
-@dataclass(frozen=True)
+def _hidden(_: object) -> str:
+    return HIDDEN
+
+
+def _url_without_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{HIDDEN}@{host}"))
+
+
+def _masked_repr(obj: Any, masks: Mapping[str, Callable[[Any], Any]]) -> str:
+    """A dataclass repr in which the fields named in ``masks`` are shown masked."""
+    shown = []
+    for item in fields(obj):
+        value = getattr(obj, item.name)
+        if value is not None and item.name in masks:
+            value = masks[item.name](value)
+        shown.append(f"{item.name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+@dataclass(frozen=True, repr=False)
 class ProviderSettings:
     """One provider API.
 
@@ -48,10 +75,13 @@ class ProviderSettings:
         if self.max_retries < 0:
             raise InvalidArgumentError(f"max_retries must be >= 0, got {self.max_retries!r}")
 
+    def __repr__(self) -> str:
+        return _masked_repr(self, {"api_key": _hidden, "base_url": _url_without_password})
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class SmtpSettings:
-    """An SMTP server for email notifications."""
+    """An SMTP server for email notifications; its repr hides the password."""
 
     host: str
     port: int = 25
@@ -80,6 +110,9 @@ class SmtpSettings:
             use_tls=tls,
         )
 
+    def __repr__(self) -> str:
+        return _masked_repr(self, {"password": _hidden})
+
 
 def default_database_path() -> Path:
     """Where the ``default`` SQLite database lives unless configured otherwise."""
@@ -87,13 +120,27 @@ def default_database_path() -> Path:
     return Path(base) / "async-processor" / "default.sqlite3"
 
 
+#: Seconds a heavy built-in may run when its task sets no timeout (``Settings.default_timeouts``).
+DEFAULT_TIMEOUTS = {
+    "audio_enhancement": 60.0,
+    "audio_transcription": 300.0,
+    "emotion_analysis": 120.0,
+    "image_generation": 120.0,
+    "image_processing": 60.0,
+}
+
+
 def _default_databases() -> dict[str, str]:
     return {"default": f"sqlite:///{default_database_path()}"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Configuration of every built-in processor.
+
+    Its repr (and those of :class:`ProviderSettings` and :class:`SmtpSettings`) shows
+    ``***`` for API keys, passwords, tokens, the webhook secret and URL passwords, so that
+    settings in a log line or a traceback leak none of them.
 
     Attributes:
         llm: the language model for ``AI_RESPONSE``; None means the offline retrieval
@@ -115,6 +162,17 @@ class Settings:
             ``DATABASE_OPERATION``. Env: ``ASYNC_PROCESSOR_DATABASES="main=postgresql://..,
             logs=sqlite:///logs.db"``; ``default`` is a SQLite file unless overridden.
         statement_timeout: seconds one database statement may run.
+        database_statements: name -> SQL with ``:name`` parameters, run by a payload
+            ``{"statement": name, "params": {...}}``: the only SQL a service client can
+            run (the service fills this from ``[database.statements]``).
+        database_allow_ddl: let a payload's raw ``query`` change the schema (CREATE, DROP,
+            ALTER, ...). Off by default; configured statements may always.
+        default_timeouts: task type -> seconds, the timeout of a built-in's task that sets
+            none (:data:`DEFAULT_TIMEOUTS`: the heavy image and audio types); ``{}`` for
+            none.
+        max_result_bytes: the largest result a built-in may return, counted while a
+            database result is fetched (text and blob lengths, 8 bytes for other values);
+            a larger one fails its task. Env: ``ASYNC_PROCESSOR_MAX_RESULT_BYTES``.
         smtp: the mail server for email notifications. Env: ``ASYNC_PROCESSOR_SMTP_URL``,
             ``ASYNC_PROCESSOR_MAIL_FROM``.
         webhook_secret: the HMAC-SHA256 key that signs webhook bodies. Env:
@@ -134,6 +192,10 @@ class Settings:
     images: ProviderSettings | None = None
     databases: Mapping[str, str] = field(default_factory=_default_databases)
     statement_timeout: float = 10.0
+    database_statements: Mapping[str, str] = field(default_factory=dict)
+    database_allow_ddl: bool = False
+    max_result_bytes: int = 10 * 1024 * 1024
+    default_timeouts: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
     smtp: SmtpSettings | None = None
     webhook_secret: str | None = None
     sms: ProviderSettings | None = None
@@ -150,16 +212,44 @@ class Settings:
         for name in ("statement_timeout", "max_audio_seconds"):
             if getattr(self, name) <= 0:
                 raise InvalidArgumentError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_image_pixels < 1:
-            raise InvalidArgumentError(
-                f"max_image_pixels must be >= 1, got {self.max_image_pixels!r}"
-            )
+        for name in ("max_image_pixels", "max_result_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
+        self._check_databases()
+        for name, seconds in self.default_timeouts.items():
+            if (
+                isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)
+                or not 0 < seconds < float("inf")
+            ):
+                raise InvalidArgumentError(
+                    f"default_timeouts[{name!r}] must be a number of seconds > 0, got {seconds!r}"
+                )
+
+    def _check_databases(self) -> None:
         for name, url in self.databases.items():
             if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
                 raise InvalidArgumentError(
                     f"database {name!r}: use sqlite:///path or postgresql://user@host/db, "
                     f"got {url!r}"
                 )
+        for name, sql in self.database_statements.items():
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidArgumentError(
+                    f"database_statements: a statement name must be a non-empty string, "
+                    f"got {name!r}"
+                )
+            if not isinstance(sql, str) or not sql.strip():
+                raise InvalidArgumentError(
+                    f"database_statements[{name!r}] must be one SQL statement, got {sql!r}"
+                )
+
+    def __repr__(self) -> str:
+        def databases(urls: Mapping[str, str]) -> dict[str, str]:
+            return {name: _url_without_password(url) for name, url in urls.items()}
+
+        return _masked_repr(self, {"webhook_secret": _hidden, "databases": databases})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +278,9 @@ class Settings:
                     f"got {item!r}"
                 )
             databases[name.strip()] = url.strip()
+        max_result_bytes = cls.max_result_bytes
+        if env.get("ASYNC_PROCESSOR_MAX_RESULT_BYTES"):
+            max_result_bytes = _int_from_env(env, "ASYNC_PROCESSOR_MAX_RESULT_BYTES")
         smtp_url = env.get("ASYNC_PROCESSOR_SMTP_URL")
         smtp = None
         if smtp_url:
@@ -204,7 +297,15 @@ class Settings:
             webhook_secret=env.get("ASYNC_PROCESSOR_WEBHOOK_SECRET") or None,
             sms=_http_from_env(env, "SMS"),
             push=_http_from_env(env, "PUSH"),
+            max_result_bytes=max_result_bytes,
         )
+
+
+def _int_from_env(env: Mapping[str, str], name: str) -> int:
+    try:
+        return int(env[name])
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be a whole number, got {env[name]!r}") from None
 
 
 def _openai_from_env(env: Mapping[str, str], model: str | None) -> ProviderSettings:
