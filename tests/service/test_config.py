@@ -23,6 +23,9 @@ echo = "json:dumps"
 [processor]
 max_workers = 4
 queue_size = 50
+
+[database.statements]
+child_name = "SELECT name FROM children WHERE id = :id"
 """
 
 
@@ -48,6 +51,9 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert config.tokens["ops"] == "ops-token-0123456789ab" and config.admins == ["ops"]
     processor = build_processor(config)
     assert processor.queue_size == 50
+    assert processor.settings.database_statements == {
+        "child_name": "SELECT name FROM children WHERE id = :id"
+    }
 
 
 @pytest.mark.parametrize(
@@ -58,6 +64,8 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ("[service]\nmax_wait = -1\n", {}, "max_wait must be a finite number > 0"),
         ("[service]\nbody_limit = 1\n", {}, "unknown [service] key(s) body_limit"),
         ("[server]\n", {}, "unknown table(s) server"),
+        ("[database]\nurl = 'x'\n", {}, "[database] may hold only a [database.statements]"),
+        ("[database.statements]\nx = 1\n", {}, "database.statements must be a table"),
         ("[service.tokens]\nx = 'short'\n", {}, "at least 16 characters"),
         ("[service.tokens]\n'bad name' = 'long-enough-token-123'\n", {}, "name 'bad name'"),
         ("[service.processors]\necho = 'not a spec'\n", {}, "'package.module:function'"),

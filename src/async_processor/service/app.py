@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from ..errors import AsyncProcessorError, InvalidArgumentError
 from ..processor import AdvancedAsyncProcessor
+from ..processors.settings import Settings
 from .config import ConfigError, ServiceConfig
 from .gate import Gate
 from .openapi import build_openapi
@@ -21,13 +23,26 @@ from .routes import dashboard_router, monitoring_router, submit_router, tasks_ro
 from .state import ServiceState
 from .submission import invalid
 
-__all__ = ["ServiceState", "build_processor", "create_app"]
+__all__ = ["ServiceState", "build_processor", "create_app", "processor_settings"]
+
+
+def processor_settings(config: ServiceConfig, base: Settings | None = None) -> Settings:
+    """``base`` (default: the environment's) with ``[database.statements]`` added."""
+    settings = Settings.from_env() if base is None else base
+    if not config.database_statements:
+        return settings
+    statements = {**settings.database_statements, **config.database_statements}
+    try:
+        return dataclasses.replace(settings, database_statements=statements)
+    except InvalidArgumentError as exc:
+        raise ConfigError(f"[database.statements]: {exc}") from None
 
 
 def build_processor(config: ServiceConfig) -> AdvancedAsyncProcessor:
-    """The processor ``[processor]`` describes, with ``[service.processors]`` registered."""
+    """The processor ``[processor]`` describes, with ``[service.processors]`` registered and
+    the SQL statements of ``[database.statements]``."""
     try:
-        processor = AdvancedAsyncProcessor(**config.processor)
+        processor = AdvancedAsyncProcessor(**config.processor, settings=processor_settings(config))
     except (InvalidArgumentError, TypeError) as exc:
         raise ConfigError(f"[processor]: {exc}") from None
     for name, spec in config.processors.items():

@@ -32,6 +32,9 @@ A file looks like this (every key is optional)::
     [processor]                      # AdvancedAsyncProcessor keyword arguments
     max_workers = 20
 
+    [database.statements]            # the only SQL a database_operation over HTTP runs
+    child_name = "SELECT name FROM children WHERE id = :id"
+
 The environment overrides the file: ``ASYNC_PROCESSOR_API_TOKENS`` (``name:token`` pairs,
 comma-separated; ``name:token:admin`` for an admin), ``ASYNC_PROCESSOR_HOST``,
 ``ASYNC_PROCESSOR_PORT``.
@@ -137,6 +140,7 @@ class ServiceConfig:
     sse_heartbeat: float = 15.0
     processors: dict[str, str] = field(default_factory=dict)
     processor: dict[str, Any] = field(default_factory=dict)
+    database_statements: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.validate("ServiceConfig")
@@ -210,6 +214,11 @@ class ServiceConfig:
                 )
         if not isinstance(self.processor, Mapping):
             raise _Invalid("processor", "must be a table of AdvancedAsyncProcessor arguments")
+        statements = self.database_statements
+        if not isinstance(statements, Mapping) or not all(
+            isinstance(sql, str) and sql.strip() for sql in statements.values()
+        ):
+            raise _Invalid("database.statements", "must be a table of name = 'SQL'")
         unknown = set(self.processor) - _PROCESSOR_KEYS
         if unknown:
             raise _Invalid(
@@ -294,24 +303,34 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    unknown_tables = set(data) - {"service", "processor"}
+    unknown_tables = set(data) - {"service", "processor", "database"}
     if unknown_tables:
         raise ConfigError(
             f"{path}: unknown table(s) {', '.join(sorted(unknown_tables))}; "
-            "expected [service] and [processor]"
+            "expected [service], [processor] and [database.statements]"
         )
+    database = data.get("database", {})
+    if not isinstance(database, dict) or set(database) - {"statements"}:
+        raise ConfigError(f"{path}: [database] may hold only a [database.statements] table")
     service = data.get("service", {})
     processor = data.get("processor", {})
     if not isinstance(service, dict) or not isinstance(processor, dict):
         raise ConfigError(f"{path}: [service] and [processor] must be tables")
-    names = {f.name for f in dataclasses.fields(ServiceConfig)} - {"processor"}
+    names = {f.name for f in dataclasses.fields(ServiceConfig)} - {
+        "processor",
+        "database_statements",
+    }
     unknown = set(service) - names
     if unknown:
         raise ConfigError(
             f"{path}: unknown [service] key(s) {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(names))}"
         )
-    return {**service, "processor": processor}
+    return {
+        **service,
+        "processor": processor,
+        "database_statements": database.get("statements", {}),
+    }
 
 
 def _is_int(value: Any) -> bool:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from ...errors import DuplicateTaskError
 from ...lifecycle import TaskStatus
-from ...task import ProcessingTask
+from ...task import ProcessingTask, ProcessingType
 from ..models import BatchSubmission, BatchSubmitted, Submitted, TaskFields, TaskSubmission
 from ..openapi import BATCH_BODY, SUBMIT_BODY, answers, repeat
 from ..responses import JSON, ApiError
@@ -53,7 +53,22 @@ def _build(
             "func) or [service.processors])",
         )
     tags = {owner_tag(caller.name)} if mark is None else {owner_tag(caller.name), request_tag(mark)}
-    return build_task(fields, files, tags)
+    task = build_task(fields, files, tags)
+    if task.task_type is ProcessingType.DATABASE_OPERATION:
+        _refuse_raw_sql(task.payload)
+    return task
+
+
+def _refuse_raw_sql(payload: dict[str, object]) -> None:
+    """Over HTTP a database task names a statement configured on the server."""
+    if "query" in payload or "statement" not in payload:
+        raise ApiError(
+            422,
+            "raw_sql_refused",
+            "a database_operation over HTTP runs only a statement configured on the server: "
+            "send {'statement': name, 'params': {...}} with a name from [database.statements] "
+            "of the service config; payload.query (raw SQL) is refused",
+        )
 
 
 def _check_dependencies(state: ServiceState, caller: Caller, tasks: list[ProcessingTask]) -> None:
