@@ -16,7 +16,7 @@ A file looks like this (every key is optional)::
     timeout_request_head = 10.0      # a request's headers must arrive within this
     max_header_bytes = 16384         # longer request line + headers: 400, connection closed
     auth_failure_burst = 10          # wrong tokens from one address before it must wait
-    auth_failure_rate = 0.1          # then one more try per 10 s (every request: 429)
+    auth_failure_rate = 0.1          # then one more try per 10 s (0: no limit)
     session_ttl = 43200.0            # the dashboard's session cookie lasts 12 h
     trusted_proxies = []             # addresses whose X-Forwarded-For/-Proto are believed
 
