@@ -55,23 +55,29 @@ class RateLimiter:
 
     def acquire(self, name: str) -> float:
         """Take one request for ``name``: 0.0 if allowed, else seconds until it would be."""
-        wait = self.waiting(name)
-        if wait == 0.0 and self.rate > 0:
-            level, now = self._buckets[name]
-            self._buckets[name] = (level - 1.0, now)
-        return wait
+        if self.rate <= 0:
+            return 0.0
+        level, now = self._level(name)
+        if level < 1.0:
+            self._buckets[name] = (level, now)
+            return (1.0 - level) / self.rate
+        self._buckets[name] = (level - 1.0, now)
+        if len(self._buckets) > _MAX_BUCKETS:
+            self._forget_full(now)
+        return 0.0
 
     def waiting(self, name: str) -> float:
         """Seconds until ``name`` may make a request (0.0: now), taking nothing."""
-        if self.rate <= 0:
+        if self.rate <= 0 or name not in self._buckets:
             return 0.0
+        level, _ = self._level(name)
+        return 0.0 if level >= 1.0 else (1.0 - level) / self.rate
+
+    def _level(self, name: str) -> tuple[float, float]:
+        """The bucket of ``name`` refilled up to now, and now."""
         now = time.monotonic()
         level, at = self._buckets.get(name, (self.burst, now))
-        level = min(self.burst, level + (now - at) * self.rate)
-        self._buckets[name] = (level, now)
-        if len(self._buckets) > _MAX_BUCKETS:
-            self._forget_full(now)
-        return 0.0 if level >= 1.0 else (1.0 - level) / self.rate
+        return min(self.burst, level + (now - at) * self.rate), now
 
     def _forget_full(self, now: float) -> None:
         """Drop the buckets that have refilled (they hold nothing a new one would not)."""
