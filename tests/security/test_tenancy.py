@@ -63,6 +63,8 @@ async def test_an_admin_sees_every_task(service: RunningService) -> None:
         assert (await admin.get("/stats")).status_code == 200
         refused = await bob.get("/stats")
         assert refused.status_code == 403 and refused.json()["error"] == "admin_required"
+        assert "metrics" in (await admin.get("/health")).json()
+        assert "metrics" not in (await bob.get("/health")).json()  # they name running tasks
 
 
 async def test_depends_on_another_tokens_task_is_404(service: RunningService) -> None:

@@ -142,7 +142,7 @@ class Cancelled(BaseModel):
 class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     reason: str | None = None
-    metrics: dict[str, Any] | None = Field(None, description="only for an authenticated caller")
+    metrics: dict[str, Any] | None = Field(None, description="only for an admin token")
 
 
 class GraphNode(BaseModel):

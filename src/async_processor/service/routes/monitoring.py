@@ -13,6 +13,7 @@ from ..models import Health
 from ..openapi import answers
 from ..responses import JSON
 from ..state import CallerDep, StateDep, require_admin
+from ..tenancy import Caller
 
 __all__ = ["router"]
 
@@ -25,10 +26,12 @@ router = APIRouter()
     responses={503: {"model": Health, "description": "Unhealthy"}},
 )
 async def health(request: Request, state: StateDep) -> Response:
-    """healthy/degraded (200) or unhealthy (503), with the reason; no token needed."""
+    """healthy/degraded (200) or unhealthy (503), with the reason; no token needed. An
+    admin token also gets the metrics (they name the tasks running)."""
     check = await state.processor.health_check()
     body: dict[str, Any] = {"status": check["status"], "reason": check.get("reason")}
-    if getattr(request.state, "token_name", None):
+    caller = getattr(request.state, "caller", None)
+    if isinstance(caller, Caller) and caller.admin:
         body["metrics"] = to_json(check["metrics"])
     return JSON(body, status_code=503 if check["status"] == "unhealthy" else 200)
 
