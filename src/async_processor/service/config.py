@@ -12,6 +12,7 @@ A file looks like this (every key is optional)::
     max_wait = 60.0                  # longest long poll (GET /tasks/{id}/wait)
     shutdown_timeout = 30.0          # SIGTERM: how long to drain before cancelling
     limit_concurrency = 1000         # more open connections or requests: 503
+    max_long_requests_per_token = 100  # event streams + long polls open per token: 429
     timeout_keep_alive = 5           # an idle keep-alive connection is closed after this
     timeout_request_head = 10.0      # a request's headers must arrive within this
     max_header_bytes = 16384         # longer request line + headers: 400, connection closed
@@ -97,7 +98,8 @@ _WHOLE_NUMBERS = (
     ("max_payload_bytes", 1),
     ("rate_burst", 1),
     ("sse_queue_size", 1),
-    ("limit_concurrency", 1),
+    ("limit_concurrency", 2),
+    ("max_long_requests_per_token", 1),
     ("timeout_keep_alive", 1),
     ("max_header_bytes", 1024),
     ("auth_failure_burst", 1),
@@ -130,6 +132,7 @@ class ServiceConfig:
     shutdown_timeout: float = 30.0
     sse_queue_size: int = 1000
     limit_concurrency: int = 1000
+    max_long_requests_per_token: int = 100
     timeout_keep_alive: int = 5
     timeout_request_head: float = 10.0
     max_header_bytes: int = 16 * 1024

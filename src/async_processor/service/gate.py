@@ -18,7 +18,14 @@ from .config import ServiceConfig
 from .responses import error_response
 from .tenancy import Caller
 
-__all__ = ["COOKIE", "PUBLIC_PATHS", "SECURITY_HEADERS", "Gate"]
+__all__ = [
+    "COOKIE",
+    "LONG_REQUEST_SHARE",
+    "PUBLIC_PATHS",
+    "SECURITY_HEADERS",
+    "Gate",
+    "LongRequests",
+]
 
 logger = logging.getLogger("async_processor.service")
 access_log = logging.getLogger("async_processor.service.access")
@@ -39,6 +46,8 @@ SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 )
+#: Percent of ``limit_concurrency`` that event streams and long polls may hold together.
+LONG_REQUEST_SHARE = 80
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: A refused body up to this size is read to its end before the 413, so that the client
 #: sees the answer rather than a reset connection; a bigger one is cut off.
@@ -57,6 +66,10 @@ class Gate:
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
         self.failures = RateLimiter(config.auth_failure_rate, config.auth_failure_burst)
         self.max_body = config.max_body_bytes
+        self.long = LongRequests(
+            config.limit_concurrency * LONG_REQUEST_SHARE // 100,
+            config.max_long_requests_per_token,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +99,7 @@ class Gate:
             state = scope.setdefault("state", {})
             state["token_name"] = name
             state["caller"] = None if name is None else Caller(name, name in self.admins)
-            await self.app(scope, receive, send_and_note)
+            await self._run(scope, receive, send_and_note, name)
         except Exception:
             logger.exception("%s %s failed", scope["method"], scope["path"])
             if not sent["status"]:
@@ -103,6 +116,21 @@ class Gate:
                 name or "-",
                 (time.perf_counter() - started) * 1000,
             )
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, name: str | None) -> None:
+        """The route, counted while it runs if it is a long poll or an event stream."""
+        if name is None or not _is_long(scope):
+            await self.app(scope, receive, send)
+            return
+        refusal = self.long.refusal(name)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        self.long.open(name)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.long.close(name)
 
     def _identify(self, scope: Scope) -> str | None:
         headers = Headers(scope=scope)
@@ -177,6 +205,60 @@ class Gate:
             )(scope, receive, send)
             return None
         return b"".join(chunks)
+
+
+class LongRequests:
+    """Event streams and long polls open now, per token and in all.
+
+    They may hold ``total`` of uvicorn's ``limit_concurrency`` places at once, so that the
+    rest stays free for short requests (a CRITICAL submit is never locked out by waits),
+    and ``per_token`` each, so that one token cannot take them all.
+    """
+
+    def __init__(self, total: int, per_token: int) -> None:
+        self.total = max(1, total)
+        self.per_token = per_token
+        self.open_by_token: dict[str, int] = {}
+        self.open_total = 0
+
+    def refusal(self, name: str) -> ASGIApp | None:
+        if self.open_by_token.get(name, 0) >= self.per_token:
+            return error_response(
+                429,
+                "too_many_long_requests",
+                f"token {name!r} has {self.per_token} event streams and long polls open "
+                "(max_long_requests_per_token); close one first",
+                {"Retry-After": "1"},
+            )
+        if self.open_total >= self.total:
+            return error_response(
+                503,
+                "long_requests_full",
+                f"{self.total} event streams and long polls are open, the most the server "
+                "keeps (80% of limit_concurrency, the rest is kept for short requests)",
+                {"Retry-After": "1"},
+            )
+        return None
+
+    def open(self, name: str) -> None:
+        self.open_by_token[name] = self.open_by_token.get(name, 0) + 1
+        self.open_total += 1
+
+    def close(self, name: str) -> None:
+        self.open_total -= 1
+        left = self.open_by_token[name] - 1
+        if left:
+            self.open_by_token[name] = left
+        else:
+            del self.open_by_token[name]
+
+
+def _is_long(scope: Scope) -> bool:
+    """GET /events and GET /tasks/{id}/wait: requests that may stay open for long."""
+    path: str = scope["path"]
+    return scope["method"] == "GET" and (
+        path == "/events" or (path.startswith("/tasks/") and path.endswith("/wait"))
+    )
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
