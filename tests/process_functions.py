@@ -11,6 +11,7 @@ import hashlib
 import os
 import time
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from async_processor.errors import NonRetryableError
@@ -73,6 +74,28 @@ def segfault(task: ProcessingTask) -> None:
 
 def sleep_then_pid(task: ProcessingTask) -> int:
     time.sleep(float(task.payload.get("seconds", 60)))
+    return os.getpid()
+
+
+def rendezvous(task: ProcessingTask) -> int:
+    """Mark ``folder/me``, then wait (30 s at most) until ``folder/other`` is marked too."""
+    folder = Path(task.payload["folder"])
+    (folder / task.payload["me"]).touch()
+    give_up = time.monotonic() + 30.0
+    while not (folder / task.payload["other"]).exists():
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"{task.payload['other']} never arrived: the slots ran in turn")
+        time.sleep(0.005)
+    return os.getpid()
+
+
+def wait_for_release(task: ProcessingTask) -> int:
+    """Wait (30 s at most) until ``folder/release`` exists, then mark ``folder/done``."""
+    folder = Path(task.payload["folder"])
+    give_up = time.monotonic() + 30.0
+    while not (folder / "release").exists() and time.monotonic() < give_up:
+        time.sleep(0.005)
+    (folder / "done").touch()
     return os.getpid()
 
 

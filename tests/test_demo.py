@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from async_processor import InvalidArgumentError, TaskPriority, TaskStatus
-from async_processor.demo import load_clips, run_demo
+from async_processor.demo import TurnLimits, load_clips, run_demo
 
 pytest.importorskip("faster_whisper")
 pytest.importorskip("tokenizers")
@@ -26,7 +26,9 @@ def words(text: str) -> list[str]:
 async def test_demo_runs_the_teddy_pipeline_on_the_shipped_clips() -> None:
     clips = [clip for clip in load_clips() if clip.name in ("tower", "monster")]
     lines: list[str] = []
-    report = await run_demo(clips=clips, out=lines.append)
+    # no deadline or timeouts: this checks the pipeline, not how fast this machine is
+    unlimited = TurnLimits(reply_deadline_s=None, transcribe_timeout_s=None, reply_timeout_s=None)
+    report = await run_demo(clips=clips, out=lines.append, limits=unlimited)
     assert [turn.clip.name for turn in report.turns] == ["tower", "monster"]
     for turn in report.turns:
         statuses = {stage: r.status for stage, r in turn.results.items()}

@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from async_processor.errors import (
     UnsendableTaskError,
     WorkerCrashedError,
 )
-from async_processor.executors import process as process_module
-from async_processor.executors.process import ProcessExecutor, RemoteTraceback
+from async_processor.executors.process import ProcessExecutor, RemoteTraceback, messages, segments
+from async_processor.executors.process.segments import SEGMENT_PREFIX
 from async_processor.task import ProcessingTask
 
 SHM_DIR = Path("/dev/shm")
@@ -41,7 +40,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def our_segments() -> list[str]:
-    prefix = f"{process_module._SEGMENT_PREFIX}{os.getpid()}_"
+    prefix = f"{SEGMENT_PREFIX}{os.getpid()}_"
     return sorted(p.name for p in SHM_DIR.iterdir() if p.name.startswith(prefix))
 
 
@@ -142,10 +141,8 @@ async def test_cancelled_task_kills_the_child_and_a_replacement_works(
     executor: ProcessExecutor,
 ) -> None:
     pid = await executor.run(0, pf.get_pid, make_task())
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError):  # the function sleeps 60 s: it is killed, not awaited
         await asyncio.wait_for(executor.run(0, pf.sleep_then_pid, make_task(seconds=60)), 0.5)
-    assert time.monotonic() - started < 5
     assert executor.slot_state(0) in {"restarting", "idle"}
     await executor.release(0)
     assert executor.slot_state(0) == "idle"
@@ -169,15 +166,19 @@ async def test_idle_child_killed_from_outside_is_replaced(executor: ProcessExecu
     assert await executor.run(1, pf.get_pid, make_task()) != pid
 
 
-async def test_slots_run_in_parallel_and_report_busy(executor: ProcessExecutor) -> None:
-    started = time.monotonic()
-    first = asyncio.ensure_future(executor.run(0, pf.sleep_then_pid, make_task(seconds=0.5)))
-    second = asyncio.ensure_future(executor.run(1, pf.sleep_then_pid, make_task(seconds=0.5)))
-    await asyncio.sleep(0.1)
+async def test_slots_run_in_parallel_and_report_busy(
+    executor: ProcessExecutor, tmp_path: Path
+) -> None:
+    # each child waits for the other to arrive: run one after the other, neither could
+    def meet(me: str, other: str) -> ProcessingTask:
+        return make_task(folder=str(tmp_path), me=me, other=other)
+
+    first = asyncio.ensure_future(executor.run(0, pf.rendezvous, meet("a", "b")))
+    second = asyncio.ensure_future(executor.run(1, pf.rendezvous, meet("b", "a")))
+    await asyncio.sleep(0)
     assert executor.slot_state(0) == "busy"
     assert executor.slot_state(1) == "busy"
     pids = await asyncio.gather(first, second)
-    assert time.monotonic() - started < 0.9
     assert pids[0] != pids[1]
     assert executor.slot_state(0) == executor.slot_state(1) == "idle"
 
@@ -203,7 +204,7 @@ async def test_check_sendable_names_the_unpicklable_payload_key(
 async def test_lambda_is_refused_without_cloudpickle(
     executor: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_module, "_load_cloudpickle", lambda: None)
+    monkeypatch.setattr(messages, "load_cloudpickle", lambda: None)
     with pytest.raises(UnsendableTaskError, match="lambda") as info:
         executor.check_sendable(lambda task: 1, make_task())
     message = str(info.value)
@@ -216,7 +217,7 @@ async def test_lambda_is_refused_without_cloudpickle(
 async def test_unpicklable_function_in_the_payload_is_named(
     executor: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_module, "_load_cloudpickle", lambda: None)
+    monkeypatch.setattr(messages, "load_cloudpickle", lambda: None)
     task = make_task(processor=lambda payload: payload)
     with pytest.raises(UnsendableTaskError, match=r"payload\['processor'\]") as info:
         executor.check_sendable(pf.add_one, task)
@@ -316,8 +317,8 @@ async def test_large_container_payload(executor: ProcessExecutor) -> None:
 async def test_oversized_segment_shrinks_after_a_run_of_small_messages(
     executor: ProcessExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(process_module, "_SHRINK_ABOVE", 2 << 20)
-    monkeypatch.setattr(process_module, "_SHRINK_AFTER", 3)
+    monkeypatch.setattr(segments, "_SHRINK_ABOVE", 2 << 20)
+    monkeypatch.setattr(segments, "_SHRINK_AFTER", 3)
     big = os.urandom(4 << 20)
     assert (await executor.run(0, pf.describe_data, make_task(data=big)))[1] == len(big)
     [large] = our_segments()
@@ -366,9 +367,7 @@ async def test_shutdown_kills_a_busy_child() -> None:
     await asyncio.sleep(0.2)
     pid = ex._workers[0].pid
     assert pid is not None
-    started = time.monotonic()
     await ex.shutdown()
-    assert time.monotonic() - started < 5
     assert not pid_alive(pid)
     with pytest.raises(WorkerCrashedError, match="shut down"):
         await running

@@ -621,13 +621,11 @@ async def test_cancel_running_thread_task_abandons_slot_until_function_returns(
     await p.submit_task(task)
     try:
         await slow.started.wait()
-        begun = time.monotonic()
         assert await p.cancel_task(task.id) is True
-        result = await p.wait_for_task(task.id, timeout=1.0)
-        assert time.monotonic() - begun < 1.0  # ended at once, not when the thread returns
+        result = await p.wait_for_task(task.id, timeout=30.0)
         assert result.status is TaskStatus.CANCELLED
         assert task.cancel_requested is True
-        assert not slow.returned.is_set()
+        assert not slow.returned.is_set()  # ended at once, not when the thread returns
         metrics = await p.get_performance_metrics()
         assert metrics["worker_stats"]["thread-0"]["status"] == "abandoned"
         assert metrics["executors"]["thread"]["abandoned"] == 1
@@ -690,12 +688,10 @@ async def test_thread_overrun_times_out_at_once_while_thread_is_abandoned(
     p.register_processor("slow", slow)
     task = create_task("slow", timeout=0.1)
     try:
-        begun = time.monotonic()
         await p.submit_task(task)
-        result = await p.wait_for_task(task.id, timeout=5.0)
-        assert time.monotonic() - begun < 2.0
+        result = await p.wait_for_task(task.id, timeout=30.0)
         assert result.status is TaskStatus.TIMEOUT
-        assert not slow.returned.is_set()
+        assert not slow.returned.is_set()  # ended at its timeout, not when the thread returns
         assert task.cancel_requested is True
         metrics = await p.get_performance_metrics()
         assert metrics["worker_stats"]["thread-0"]["status"] == "abandoned"
@@ -777,17 +773,20 @@ async def test_timeouts_are_retried_and_timeout_is_per_attempt(make_processor: F
 
     async def slow_then_fast(task: ProcessingTask) -> int:
         calls.append(1)
-        await asyncio.sleep(5.0 if len(calls) < 3 else 0.06)
+        if len(calls) < 3:
+            await asyncio.Event().wait()  # hangs until its timeout
         return len(calls)
 
     p.register_processor("sf", slow_then_fast)
-    task = create_task("sf", timeout=0.1, max_retries=2)
+    task = create_task("sf", timeout=0.5, max_retries=2)
     await p.submit_task(task)
-    result = await p.wait_for_task(task.id, timeout=5.0)
+    result = await p.wait_for_task(task.id, timeout=30.0)
     assert result.status is TaskStatus.COMPLETED
     assert result.result == 3
     assert result.attempts == 3
-    assert result.execution_time < 0.1 + 0.05  # the last attempt's own time
+    # the last attempt's own time: it completed, so it ran less than its timeout, while
+    # the two before it ran a whole timeout each
+    assert result.execution_time < 0.5
 
 
 async def test_timeout_retries_exhausted_end_timeout(make_processor: Factory) -> None:
@@ -1228,9 +1227,7 @@ async def test_shutdown_timeout_cancels_the_rest_and_leaves_nothing_running() ->
     queued_async = await p.submit_task(create_task("forever"))
     await thread_started.wait()
     await async_started.wait()
-    begun = time.monotonic()
-    await p.shutdown(timeout=0.2)
-    assert time.monotonic() - begun < 5.0
+    await p.shutdown(timeout=0.2)  # returns although "forever" never would
     for task_id in (running_thread, queued_thread, running_async, queued_async):
         result = await p.get_task_result(task_id)
         assert result is not None
@@ -1493,17 +1490,21 @@ async def test_contextvars_are_visible_in_thread_and_async_tasks(make_processor:
 async def test_sync_processor_never_blocks_the_loop(make_processor: Factory) -> None:
     p = await make_processor()
 
+    entered, release = threading.Event(), threading.Event()
+
     def sleepy(task: ProcessingTask) -> str:
-        time.sleep(0.3)
+        entered.set()
+        release.wait(30.0)
         return "slept"
 
     p.register_processor("sleepy", sleepy)
     task_id = await p.submit_task(create_task("sleepy"))
-    begun = time.monotonic()
+    assert await asyncio.to_thread(entered.wait, 30.0)
+    # the function is blocked inside, and the loop still runs this coroutine
     for _ in range(5):
-        await asyncio.sleep(0.01)
-    assert time.monotonic() - begun < 0.25  # the loop kept turning while the thread slept
+        await asyncio.sleep(0)
     assert await p.get_task_status(task_id) is TaskStatus.RUNNING
+    release.set()
     result = await p.wait_for_task(task_id, timeout=5.0)
     assert result.result == "slept"
     assert result.worker_id == "thread-0"

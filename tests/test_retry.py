@@ -7,6 +7,7 @@ import random
 import pytest
 
 from async_processor import InvalidArgumentError, RetryPolicy
+from async_processor.retry import next_attempt_in
 
 
 def test_defaults() -> None:
@@ -75,3 +76,20 @@ def test_bad_policies_are_refused(
 ) -> None:
     with pytest.raises(InvalidArgumentError, match=named):
         RetryPolicy(base_delay=base_delay, max_delay=max_delay, multiplier=multiplier)
+
+
+# -- the retry decision (no event loop) ---------------------------------------------------
+
+
+def test_next_attempt_follows_the_backoff_while_attempts_remain() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=100.0)
+    rng, mirror = random.Random(3), random.Random(3)
+    assert next_attempt_in(policy, 1, 2, retryable=True, rng=rng) == policy.backoff(1, mirror)
+    assert next_attempt_in(policy, 2, 2, retryable=True, rng=rng) == policy.backoff(2, mirror)
+    assert next_attempt_in(policy, 3, 2, retryable=True, rng=rng) is None  # 3 runs: done
+
+
+def test_no_next_attempt_when_not_retryable_or_no_retries() -> None:
+    policy = RetryPolicy()
+    assert next_attempt_in(policy, 1, 5, retryable=False) is None
+    assert next_attempt_in(policy, 1, 0, retryable=True) is None

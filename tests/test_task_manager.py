@@ -18,7 +18,7 @@ from async_processor import (
     TaskStatus,
     create_task,
 )
-from async_processor.task_manager import TaskRecord
+from async_processor.task_manager import EXPIRED, TaskRecord
 
 
 def fn(task: ProcessingTask) -> None:
@@ -303,3 +303,61 @@ def test_results_are_bounded() -> None:
         manager.status("a")
     assert manager.status("c") is TaskStatus.COMPLETED
     assert manager.results.evicted == 1
+
+
+# ------------------------------------------------------------ end(): the cascade, decided here
+
+
+def test_end_cascades_down_the_graph_only() -> None:
+    manager = TaskManager()
+    a, _, _, d, free = add(
+        manager, task("a"), task("b", "a"), task("c", "b"), task("d", "a", "free"), task("free")
+    )
+    manager.transition(a, TaskStatus.RUNNING)
+    endings = manager.end(a, TaskStatus.FAILED, error="boom", execution_time=0.5)
+    assert [e.record.id for e in endings] == ["a", "d", "b", "c"]
+    assert [e.result.status for e in endings] == [TaskStatus.FAILED] + [TaskStatus.CANCELLED] * 3
+    assert endings[0].execution_time == 0.5
+    assert all(e.execution_time is None for e in endings[1:])  # they never ran
+    assert endings[2].result.error == "dependency a ended failed: boom"
+    assert endings[3].result.error is not None and "dependency b ended cancelled" in (
+        endings[3].result.error
+    )
+    assert list(manager.records) == ["free"] and free.dependents == [d]
+
+
+def test_end_after_an_expiry_times_the_dependents_out() -> None:
+    manager = TaskManager()
+    a, _ = add(manager, task("a"), task("b", "a"))
+    endings = manager.end(a, TaskStatus.TIMEOUT, error=f"{EXPIRED}: gone", expired=True)
+    assert [(e.record.id, e.result.status) for e in endings] == [
+        ("a", TaskStatus.TIMEOUT),
+        ("b", TaskStatus.TIMEOUT),
+    ]
+
+
+def test_end_releases_ready_dependents_as_instructions() -> None:
+    manager = TaskManager()
+    a, b, c = add(manager, task("a"), task("b", "a"), task("c", "a", "b"))
+    manager.transition(a, TaskStatus.RUNNING)
+    (ending,) = manager.end(a, TaskStatus.COMPLETED, 7, execution_time=0.1)
+    assert ending.ready == [b] and ending.relaxed == []
+    assert c.waiting == 1 and c.task.dependency_results == {"a": 7}
+
+
+def test_a_dependent_that_ends_early_gives_its_deadline_back() -> None:
+    manager = TaskManager()
+    far, near = 4_000_000_000.0, 3_000_000_000.0
+    dep, waiter = add(manager, task("dep", deadline=far), task("waiter", "dep", deadline=near))
+    manager.tighten_deadlines(waiter)
+    assert dep.deadline == near
+    (ending,) = manager.end(waiter, TaskStatus.CANCELLED, error="cancelled")
+    assert ending.relaxed == [dep] and dep.deadline == far
+
+
+def test_a_dependent_past_its_deadline_leaves_it() -> None:
+    manager = TaskManager()
+    dep, waiter = add(manager, task("dep"), task("waiter", "dep", deadline=1.0))  # long past
+    manager.tighten_deadlines(waiter)
+    (ending,) = manager.end(waiter, TaskStatus.CANCELLED, error="cancelled")
+    assert ending.relaxed == [] and dep.deadline == 1.0

@@ -30,7 +30,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from .__main__ import PROVIDERS, run_bench, run_demo, setup_logging
+from .commands import PROVIDERS, run_bench, run_demo, setup_logging
 from .processors.settings import default_database_path
 
 __all__ = ["cli", "main"]
@@ -336,13 +336,7 @@ def submit(
 
         async-processor submit --type text_analysis --payload '{"text": "hi"}' --wait
     """
-    if task_json is not None and task_file is not None:
-        raise click.UsageError("give the task as TASK_JSON or --file, not both")
-    base: Any = {}
-    if task_json is not None:
-        base = _json(task_json, "TASK_JSON")
-    elif task_file is not None:
-        base = _json(task_file.read(), f"--file {task_file.name}")
+    base = _base_task(task_json, task_file)
     fields: dict[str, Any] = {
         "task_type": task_type,
         "payload": _json(payload, "--payload") if payload is not None else None,
@@ -360,14 +354,9 @@ def submit(
         tasks = base if isinstance(base, list) else base["tasks"]
         if any(v is not None for v in fields.values()) or files:
             raise click.UsageError("a batch (a list of tasks) takes no task options")
-        if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
-            raise click.UsageError("a batch must be a non-empty list of task objects")
-        body: dict[str, Any] = {"tasks": tasks}
-        if idempotency_key:
-            body["idempotency_key"] = idempotency_key
         with client(url, token) as api:
-            ids = api.call("POST", "/tasks/batch", json=body)["ids"]
-            _finish(api, ids, wait, wait_timeout)
+            ids = api.call("POST", "/tasks/batch", json=_batch_body(tasks, idempotency_key))
+            _finish(api, ids["ids"], wait, wait_timeout)
         return
     if not isinstance(base, dict):
         raise click.UsageError("the task must be a JSON object (or a list of them: a batch)")
@@ -383,6 +372,26 @@ def submit(
         else:
             answer = api.call("POST", "/tasks", json=task)
         _finish(api, [answer["id"]], wait, wait_timeout)
+
+
+def _base_task(task_json: str | None, task_file: IO[str] | None) -> Any:
+    """The task JSON given as an argument or in a file ({} when neither)."""
+    if task_json is not None and task_file is not None:
+        raise click.UsageError("give the task as TASK_JSON or --file, not both")
+    if task_json is not None:
+        return _json(task_json, "TASK_JSON")
+    if task_file is not None:
+        return _json(task_file.read(), f"--file {task_file.name}")
+    return {}
+
+
+def _batch_body(tasks: Any, idempotency_key: str | None) -> dict[str, Any]:
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, dict) for t in tasks):
+        raise click.UsageError("a batch must be a non-empty list of task objects")
+    body: dict[str, Any] = {"tasks": tasks}
+    if idempotency_key:
+        body["idempotency_key"] = idempotency_key
+    return body
 
 
 def _json(text: str, where: str) -> Any:

@@ -158,14 +158,30 @@ class _ParentApp:
             thread.join()
 
 
+@dataclass(frozen=True)
+class TurnLimits:
+    """How long a turn may take: the reply's deadline (seconds from the turn's start) and
+    the per-attempt timeouts of transcription and reply. None lifts a limit (the test of
+    the pipeline does, so that it checks the pipeline and not the machine's speed)."""
+
+    reply_deadline_s: float | None = REPLY_DEADLINE_S
+    transcribe_timeout_s: float | None = 20.0
+    reply_timeout_s: float | None = 15.0
+
+
 def turn_tasks(
     clip: DemoClip,
     session_id: str,
     child_age: int,
     deadline_s: float | None = REPLY_DEADLINE_S,
+    limits: TurnLimits | None = None,
 ) -> dict[str, ProcessingTask]:
     """The four tasks of one turn; the reply's CRITICAL priority lifts its dependencies, and
-    its deadline (seconds from now; None for none) passes down to them."""
+    its deadline (seconds from now; None for none) passes down to them. ``limits``, when
+    given, sets the deadline and the timeouts instead."""
+    if limits is None:
+        limits = TurnLimits(reply_deadline_s=deadline_s)
+    deadline_s = limits.reply_deadline_s
     tags = {"child_turn", clip.name}
     enhance = create_task(
         ProcessingType.AUDIO_ENHANCEMENT, {"audio_data": clip.audio}, TaskPriority.HIGH, tags=tags
@@ -175,7 +191,7 @@ def turn_tasks(
         {"language": "en"},
         TaskPriority.HIGH,
         depends_on=[enhance.id],
-        timeout=20.0,
+        timeout=limits.transcribe_timeout_s,
         tags=tags,
     )
     emotion = create_task(  # voice alone cannot tell happy from scared: wait for the words
@@ -191,7 +207,7 @@ def turn_tasks(
         TaskPriority.CRITICAL,
         depends_on=[transcribe.id, emotion.id],
         deadline=None if deadline_s is None else time.time() + deadline_s,
-        timeout=15.0,
+        timeout=limits.reply_timeout_s,
         tags=tags,
     )
     return {"enhance": enhance, "transcribe": transcribe, "emotion": emotion, "reply": reply}
@@ -252,8 +268,10 @@ async def run_demo(
     clips: list[DemoClip] | None = None,
     child_age: int = 5,
     out: Callable[[str], None] = print,
+    limits: TurnLimits | None = None,
 ) -> DemoReport:
-    """Run the teddy bear's pipeline on ``clips`` (default: all shipped clips)."""
+    """Run the teddy bear's pipeline on ``clips`` (default: all shipped clips), each turn
+    under ``limits`` (default: :class:`TurnLimits`)."""
     clips = load_clips() if clips is None else clips
     secret = secrets.token_hex(16)
     with tempfile.TemporaryDirectory() as workdir, _ParentApp(secret).running() as parent:
@@ -265,7 +283,8 @@ async def run_demo(
         )
         await processor.start()
         try:
-            return await _converse(processor, clips, child_age, parent, out)
+            day = _Day(processor, clips, child_age, limits or TurnLimits(), out)
+            return await day.converse(parent)
         finally:
             await processor.shutdown()
 
@@ -274,93 +293,115 @@ async def _run(processor: AdvancedAsyncProcessor, task: ProcessingTask) -> TaskR
     return await processor.wait_for_task(await processor.submit_task(task), timeout=120)
 
 
-async def _converse(
-    processor: AdvancedAsyncProcessor,
-    clips: list[DemoClip],
-    child_age: int,
-    parent: _ParentApp,
-    out: Callable[[str], None],
-) -> DemoReport:
-    started = time.perf_counter()
-    out("warming up the engines (Whisper, MiniLM, the reply index) ...")
-    warm = [turn_tasks(clips[0], "warm-up", child_age)]
-    await processor.submit_tasks(list(warm[0].values()))
-    for task in warm[0].values():
-        result = await processor.wait_for_task(task.id, timeout=120)
-        if result.status is not TaskStatus.COMPLETED:
-            out(f"  {task.type_name}: {result.status.value}: {result.error}")
-    warm_up_s = time.perf_counter() - started
-    out(f"engines ready in {warm_up_s:.2f} s\n")
-    journal = await _run(
-        processor,
-        create_task(
-            ProcessingType.DATABASE_OPERATION,
-            {
-                "database": "journal",
-                "query": "CREATE TABLE IF NOT EXISTS turns (session TEXT, said TEXT, "
-                "mood TEXT, reply TEXT)",
-            },
-        ),
-    )
-    if journal.status is not TaskStatus.COMPLETED:
-        out(f"journal unavailable: {journal.error}")
+@dataclass
+class _Day:
+    """One day of the bear: warm up, talk, then write the journal and tell the parent."""
 
-    background = analytics_tasks()
-    await processor.submit_tasks(background)
-    out(f"queued {len(background)} BATCH analytics jobs in the process pool")
-    session_id = f"session-{secrets.token_hex(3)}"
-    turns: list[TurnReport] = []
-    watchers: list[asyncio.Task[None]] = []
-    for clip in clips:
-        tasks = turn_tasks(clip, session_id, child_age)
-        turn = TurnReport(clip, time.time(), tasks)
-        await processor.submit_tasks(list(tasks.values()))
-        turns.append(turn)
-        watchers.append(asyncio.create_task(_watch(processor, turn, out)))
-        await asyncio.sleep(TURN_SPACING_S)
-    await asyncio.gather(*watchers)
+    processor: AdvancedAsyncProcessor
+    clips: list[DemoClip]
+    child_age: int
+    limits: TurnLimits
+    out: Callable[[str], None]
 
-    journal_entries = [
-        create_task(
-            ProcessingType.DATABASE_OPERATION,
+    async def converse(self, parent: _ParentApp) -> DemoReport:
+        started = time.perf_counter()
+        warm_up_s = await self._warm_up()
+        await self._open_journal()
+        background = analytics_tasks()
+        await self.processor.submit_tasks(background)
+        self.out(f"queued {len(background)} BATCH analytics jobs in the process pool")
+        session_id = f"session-{secrets.token_hex(3)}"
+        turns = await self._talk(session_id)
+        results = await self._close_day(session_id, turns, parent)
+        results += [await self.processor.wait_for_task(task.id, timeout=300) for task in background]
+        metrics = await self.processor.get_performance_metrics()
+        report = DemoReport(
+            turns, results, parent.received, metrics, warm_up_s, time.perf_counter() - started
+        )
+        print_report(report, self.out)
+        return report
+
+    async def _warm_up(self) -> float:
+        started = time.perf_counter()
+        self.out("warming up the engines (Whisper, MiniLM, the reply index) ...")
+        warm = turn_tasks(self.clips[0], "warm-up", self.child_age, limits=self.limits)
+        await self.processor.submit_tasks(list(warm.values()))
+        for task in warm.values():
+            result = await self.processor.wait_for_task(task.id, timeout=120)
+            if result.status is not TaskStatus.COMPLETED:
+                self.out(f"  {task.type_name}: {result.status.value}: {result.error}")
+        warm_up_s = time.perf_counter() - started
+        self.out(f"engines ready in {warm_up_s:.2f} s\n")
+        return warm_up_s
+
+    async def _open_journal(self) -> None:
+        journal = await _run(
+            self.processor,
+            create_task(
+                ProcessingType.DATABASE_OPERATION,
+                {
+                    "database": "journal",
+                    "query": "CREATE TABLE IF NOT EXISTS turns (session TEXT, said TEXT, "
+                    "mood TEXT, reply TEXT)",
+                },
+            ),
+        )
+        if journal.status is not TaskStatus.COMPLETED:
+            self.out(f"journal unavailable: {journal.error}")
+
+    async def _talk(self, session_id: str) -> list[TurnReport]:
+        turns: list[TurnReport] = []
+        watchers: list[asyncio.Task[None]] = []
+        for clip in self.clips:
+            tasks = turn_tasks(clip, session_id, self.child_age, limits=self.limits)
+            turn = TurnReport(clip, time.time(), tasks)
+            await self.processor.submit_tasks(list(tasks.values()))
+            turns.append(turn)
+            watchers.append(asyncio.create_task(_watch(self.processor, turn, self.out)))
+            await asyncio.sleep(TURN_SPACING_S)
+        await asyncio.gather(*watchers)
+        return turns
+
+    async def _close_day(
+        self, session_id: str, turns: list[TurnReport], parent: _ParentApp
+    ) -> list[TaskResult]:
+        """Write each turn to the journal and send the parent the day's moods."""
+        journal_entries = [
+            create_task(
+                ProcessingType.DATABASE_OPERATION,
+                {
+                    "database": "journal",
+                    "query": "INSERT INTO turns VALUES (?, ?, ?, ?)",
+                    "params": [
+                        session_id,
+                        turn.transcript,
+                        turn.value("emotion", "emotion"),
+                        turn.value("reply", "response"),
+                    ],
+                },
+                TaskPriority.LOW,
+                tags={"journal"},
+            )
+            for turn in turns
+        ]
+        moods = [str(turn.value("emotion", "emotion", "unknown")) for turn in turns]
+        notify = create_task(
+            ProcessingType.NOTIFICATION,
             {
-                "database": "journal",
-                "query": "INSERT INTO turns VALUES (?, ?, ?, ?)",
-                "params": [
-                    session_id,
-                    turn.transcript,
-                    turn.value("emotion", "emotion"),
-                    turn.value("reply", "response"),
-                ],
+                "channel": "webhook",
+                "to": parent.url,
+                "subject": "Teddy's day",
+                "body": f"{len(turns)} turns today; moods heard: {', '.join(moods)}",
+                "data": {"session": session_id, "moods": moods},
             },
             TaskPriority.LOW,
-            tags={"journal"},
+            tags={"parent"},
         )
-        for turn in turns
-    ]
-    moods = [str(turn.value("emotion", "emotion", "unknown")) for turn in turns]
-    notify = create_task(
-        ProcessingType.NOTIFICATION,
-        {
-            "channel": "webhook",
-            "to": parent.url,
-            "subject": "Teddy's day",
-            "body": f"{len(turns)} turns today; moods heard: {', '.join(moods)}",
-            "data": {"session": session_id, "moods": moods},
-        },
-        TaskPriority.LOW,
-        tags={"parent"},
-    )
-    await processor.submit_tasks([*journal_entries, notify])
-    results = [await processor.wait_for_task(task.id, timeout=120) for task in journal_entries]
-    results.append(await processor.wait_for_task(notify.id, timeout=60))
-    results += [await processor.wait_for_task(task.id, timeout=300) for task in background]
-    metrics = await processor.get_performance_metrics()
-    report = DemoReport(
-        turns, results, parent.received, metrics, warm_up_s, time.perf_counter() - started
-    )
-    print_report(report, out)
-    return report
+        await self.processor.submit_tasks([*journal_entries, notify])
+        wait = self.processor.wait_for_task
+        results = [await wait(task.id, timeout=120) for task in journal_entries]
+        results.append(await wait(notify.id, timeout=60))
+        return results
 
 
 async def _watch(

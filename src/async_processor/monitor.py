@@ -6,6 +6,7 @@ and counter increments. Percentiles are computed only when someone asks for a sn
 
 from __future__ import annotations
 
+import asyncio
 import math
 import resource
 import time
@@ -17,6 +18,9 @@ from .lifecycle import TaskStatus
 __all__ = ["PerformanceMonitor", "percentiles"]
 
 _STATUSES = tuple(s for s in TaskStatus if s.is_terminal)
+
+#: Seconds between two measurements of the event-loop lag.
+_PROBE_EVERY = 0.5
 
 
 def percentiles(samples: Any, points: tuple[int, ...] = (50, 95, 99)) -> dict[str, float]:
@@ -97,6 +101,7 @@ class PerformanceMonitor:
         self.loop_lag = 0.0
         self.loop_lag_max = 0.0
         self._lags: deque[float] = deque(maxlen=window)
+        self._probe: asyncio.TimerHandle | None = None
 
     def breakdowns(self, type_name: str, priority: str) -> Breakdowns:
         """The (per type, per priority) pair a task's events are counted in."""
@@ -154,6 +159,24 @@ class PerformanceMonitor:
         self.loop_lag = lag
         self.loop_lag_max = max(self.loop_lag_max, lag)
         self._lags.append(lag)
+
+    def probe_loop_lag(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Measure, every half second, how late ``loop`` runs a timer: its lag."""
+        due = loop.time() + _PROBE_EVERY
+
+        def probe() -> None:
+            nonlocal due
+            now = loop.time()
+            self.record_loop_lag(max(0.0, now - due))
+            due = now + _PROBE_EVERY
+            self._probe = loop.call_at(due, probe)
+
+        self._probe = loop.call_at(due, probe)
+
+    def stop_probe(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
 
     @property
     def tasks_processed(self) -> int:

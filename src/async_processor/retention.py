@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .result import TaskResult
 
-__all__ = ["EndedTask", "ResultStore"]
+__all__ = ["EndedTask", "RetainedResults"]
 
 _SHARDS = 64
 
@@ -47,7 +47,7 @@ class EndedTask:
         self.priority = result.priority.value if priority is None else priority
 
 
-class ResultStore:
+class RetainedResults:
     """Ended tasks' results, oldest out first.
 
     A result is dropped ``ttl`` seconds after its task ended, or sooner when more than

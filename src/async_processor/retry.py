@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from .errors import InvalidArgumentError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "next_attempt_in"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +36,23 @@ class RetryPolicy:
         """Seconds to wait before retry ``retry_number`` (1-based)."""
         ceiling = min(self.max_delay, self.base_delay * self.multiplier ** (retry_number - 1))
         return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+def next_attempt_in(
+    policy: RetryPolicy,
+    attempts: int,
+    max_retries: int,
+    *,
+    retryable: bool,
+    rng: random.Random | None = None,
+) -> float | None:
+    """The decision after a failed or timed-out attempt: seconds until the next attempt,
+    or None when the task must end now.
+
+    ``attempts`` counts the runs so far (this one included); ``max_retries`` the extra runs
+    allowed. A failure that is not ``retryable`` (``NonRetryableError``, a cancellation,
+    a processor shutting down) always ends the task.
+    """
+    if not retryable or attempts > max_retries:
+        return None
+    return policy.backoff(attempts, rng)

@@ -111,24 +111,10 @@ class ProcessingTask:
         self._validate()
 
     def _validate(self) -> None:
-        task_type = self.task_type
-        if not isinstance(task_type, ProcessingType):
-            if not isinstance(task_type, str) or not task_type:
-                raise InvalidTaskError(
-                    f"task_type must be a ProcessingType or a registered name, got {task_type!r}"
-                )
-            if task_type in _TYPE_VALUES:
-                self.task_type = ProcessingType(task_type)
+        if not isinstance(self.task_type, ProcessingType):
+            self.task_type = _task_type(self.task_type)
         if not isinstance(self.payload, dict):
-            if self.payload is None:
-                self.payload = {}
-            elif isinstance(self.payload, Mapping):
-                self.payload = dict(self.payload)
-            else:
-                raise InvalidTaskError(
-                    f"payload must be a dict, got {type(self.payload).__name__}; "
-                    "wrap the value, e.g. {'data': value}"
-                )
+            self.payload = _payload(self.payload)
         if type(self.priority) is not TaskPriority:
             self.priority = TaskPriority.parse(self.priority)
         if self.timeout is not None:
@@ -151,11 +137,12 @@ class ProcessingTask:
             and type(self.io_bound) is bool
             and type(self.allow_failure) is bool
         ):
-            for name in ("cpu_intensive", "memory_intensive", "io_bound", "allow_failure"):
-                if type(getattr(self, name)) is not bool:
-                    raise InvalidTaskError(
-                        f"{name} must be True or False, got {getattr(self, name)!r}"
-                    )
+            self._refuse_flags()
+
+    def _refuse_flags(self) -> None:
+        for name in ("cpu_intensive", "memory_intensive", "io_bound", "allow_failure"):
+            if type(getattr(self, name)) is not bool:
+                raise InvalidTaskError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @property
     def type_name(self) -> str:
@@ -237,6 +224,26 @@ def _positive_seconds(name: str, value: Any) -> float:
     if not value > 0 or math.isinf(value):
         raise InvalidTaskError(f"{name} must be a finite number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _task_type(value: Any) -> ProcessingType | str:
+    """A built-in type's name as the ProcessingType, any other name as it is."""
+    if not isinstance(value, str) or not value:
+        raise InvalidTaskError(
+            f"task_type must be a ProcessingType or a registered name, got {value!r}"
+        )
+    return ProcessingType(value) if value in _TYPE_VALUES else value
+
+
+def _payload(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise InvalidTaskError(
+        f"payload must be a dict, got {type(value).__name__}; "
+        "wrap the value, e.g. {'data': value}"
+    )
 
 
 def _deadline_seconds(value: Any) -> float:

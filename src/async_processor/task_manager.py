@@ -17,13 +17,12 @@ snapshots, for live and ended tasks alike.
 
 from __future__ import annotations
 
-import contextvars
-import heapq
 import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import (
     DependencyCycleError,
@@ -33,18 +32,22 @@ from .errors import (
     TaskNotFoundError,
 )
 from .lifecycle import TRANSITIONS, TaskStatus, check_transition
+from .record import TaskRecord
 from .result import TaskResult
-from .retention import EndedTask, ResultStore
+from .retention import EndedTask, RetainedResults
 from .task import ProcessingTask, TaskPriority
-from .views import EventListener, TaskEvent, TaskView
+from .views import (
+    EventListener,
+    TaskEvent,
+    TaskFilter,
+    TaskView,
+    check_page,
+    page,
+    view_of_ended,
+    view_of_record,
+)
 
-if TYPE_CHECKING:
-    import asyncio
-
-    from .limits import TypeLimit
-    from .ready_queue import ReadyQueue
-
-__all__ = ["EXPIRED", "TaskManager", "TaskRecord", "TransitionListener"]
+__all__ = ["EXPIRED", "Ending", "TaskManager", "TaskRecord", "TransitionListener"]
 
 #: How the error of a task whose deadline passed before it could start begins.
 EXPIRED = "expired in the queue"
@@ -56,85 +59,20 @@ TransitionListener = Callable[["TaskRecord", TaskStatus, TaskStatus], None]
 _PRIORITIES = TaskPriority._value2member_map_
 
 
-class TaskRecord:
-    """The scheduler's state for one task that has not ended yet."""
+@dataclass(slots=True)
+class Ending:
+    """An instruction of :meth:`TaskManager.end`: what the async layer must now carry out
+    for one task that ended (take it out of its queue and timers, wake its waiters, and so
+    on)."""
 
-    __slots__ = (
-        "attempts",
-        "cancel_reason",
-        "context",
-        "deadline",
-        "deadline_timer",
-        "dependents",
-        "doom",
-        "entry",
-        "exec_started",
-        "fn",
-        "holds_memory",
-        "lane",
-        "limit",
-        "priority",
-        "priority_name",
-        "queue",
-        "ready_at",
-        "retry_timer",
-        "runner",
-        "seq",
-        "started_at",
-        "stats",
-        "status",
-        "submitted_at",
-        "task",
-        "type_name",
-        "waiters",
-        "waiting",
-        "worker_id",
-    )
-
-    def __init__(self, task: ProcessingTask, fn: Callable[..., Any], lane: str) -> None:
-        self.task = task
-        self.fn = fn
-        #: "async", "thread" or "process": where the task runs.
-        self.lane = lane
-        self.type_name = task.type_name
-        self.priority_name: str = task.priority._name_
-        self.status = TaskStatus.PENDING
-        #: Effective priority (a dependent may lift it); lower is more urgent.
-        self.priority: int = task.priority.value
-        #: Effective deadline in Unix seconds (a dependent may tighten it), or None.
-        self.deadline = task.deadline
-        #: How many dependencies have not ended yet; the task is ready at 0.
-        self.waiting = 0
-        #: Records that wait on this one (None until one does).
-        self.dependents: list[TaskRecord] | None = None
-        #: Set when a dependency ended badly: (status, error) to end with at once.
-        self.doom: tuple[TaskStatus, str] | None = None
-        self.attempts = 0
-        self.submitted_at = time.monotonic()
-        self.ready_at = 0.0
-        self.exec_started = 0.0
-        self.started_at: float | None = None
-        self.worker_id: str | None = None
-        self.entry: list[Any] | None = None
-        self.queue: ReadyQueue | None = None
-        self.runner: asyncio.Task[Any] | None = None
-        self.waiters: list[asyncio.Future[TaskResult]] | None = None
-        self.deadline_timer: asyncio.TimerHandle | None = None
-        self.retry_timer: asyncio.TimerHandle | None = None
-        self.limit: TypeLimit | None = None
-        self.holds_memory = False
-        #: The submitter's contextvars, when it had any set.
-        self.context: contextvars.Context | None = None
-        #: The monitor's counters for this task's type and priority.
-        self.stats: Any = None
-        #: Why a running task is being cancelled; set just before its runner is cancelled.
-        self.cancel_reason: str | None = None
-        #: Submission number, set by TaskManager.add: the order of TaskManager.views.
-        self.seq = 0
-
-    @property
-    def id(self) -> str:
-        return self.task.id
+    record: TaskRecord
+    result: TaskResult
+    #: Dependents whose last dependency this was: push them onto their ready queues.
+    ready: list[TaskRecord]
+    #: Tasks whose effective deadline changed (given back): re-arm their timers.
+    relaxed: list[TaskRecord]
+    #: The last attempt's run time; None for a task that never ran.
+    execution_time: float | None
 
 
 class TaskManager:
@@ -143,7 +81,7 @@ class TaskManager:
     def __init__(self, result_ttl: float = 3600.0, max_results: int = 100_000) -> None:
         #: Every task that has not ended, by id.
         self.records: dict[str, TaskRecord] = {}
-        self.results = ResultStore(result_ttl, max_results)
+        self.results = RetainedResults(result_ttl, max_results)
         #: Called with (record, old, new) on every change of status, and with
         #: (record, PENDING, PENDING) when a task is accepted.
         self.listeners: list[TransitionListener] = []
@@ -183,8 +121,8 @@ class TaskManager:
         """A snapshot of one task. Raises TaskNotFoundError for an unknown id."""
         record = self.records.get(task_id)
         if record is not None:
-            return TaskView.of_record(record)
-        return TaskView.of_ended(self._ended(task_id))
+            return view_of_record(record)
+        return view_of_ended(self._ended(task_id))
 
     def dependents(self, task_id: str) -> list[str]:
         """Ids of the tasks that depend directly on ``task_id``, in submission order.
@@ -218,42 +156,16 @@ class TaskManager:
                 wrong type.
             TaskNotFoundError: ``after`` names a task no longer known.
         """
-        _check_filters(status, task_type, priority, limit, after)
-        if isinstance(tags, str):
-            raise InvalidArgumentError(f"tags must be a list of strings, got {tags!r}")
-        wanted = frozenset(tags)
+        keep = TaskFilter.checked(status, task_type, priority, tags)
+        check_page(limit, after)
         start = None if after is None else self._seq_of(after)
         candidates: list[tuple[int, TaskRecord | EndedTask]] = []
         if status is None or not status.is_terminal:
-            for record in self.records.values():
-                task = record.task
-                if (
-                    (status is None or record.status is status)
-                    and (task_type is None or record.type_name == task_type)
-                    and (priority is None or task.priority is priority)
-                    and wanted <= task.tags
-                ):
-                    candidates.append((record.seq, record))
+            candidates += [(r.seq, r) for r in self.records.values() if keep.keeps_record(r)]
         if status is None or status.is_terminal:
-            now = time.time()
-            self.results.expire(now)
-            for ended in self.results.entries():
-                result = ended.result
-                if (
-                    (status is None or result.status is status)
-                    and (task_type is None or result.task_type == task_type)
-                    and (priority is None or result.priority is priority)
-                    and wanted <= result.tags
-                ):
-                    candidates.append((ended.seq, ended))
-        if start is not None:
-            candidates = [c for c in candidates if (c[0] < start if newest_first else c[0] > start)]
-        pick = heapq.nlargest if newest_first else heapq.nsmallest
-        page = pick(limit, candidates, key=lambda c: c[0])
-        return [
-            TaskView.of_record(item) if isinstance(item, TaskRecord) else TaskView.of_ended(item)
-            for _, item in page
-        ]
+            self.results.expire(time.time())
+            candidates += [(e.seq, e) for e in self.results.entries() if keep.keeps_ended(e)]
+        return page(candidates, start, limit, newest_first)
 
     def _seq_of(self, task_id: str) -> int:
         record = self.records.get(task_id)
@@ -525,19 +437,7 @@ class TaskManager:
             task.tags,
         )
         del self.records[task.id]
-        dependents = record.dependents
-        self.results.keep(
-            EndedTask(
-                result,
-                record.seq,
-                task.depends_on,
-                None if dependents is None else [d.task.id for d in dependents],
-                task.deadline,
-                record.deadline,
-                record.priority,
-            ),
-            now,
-        )
+        self.results.keep(_ended(record, result), now)
         self._notify(record, old, status)
         ready: list[TaskRecord] = []
         doomed: list[TaskRecord] = []
@@ -552,6 +452,47 @@ class TaskManager:
                 ready.append(dependent)
         record.dependents = None
         return result, ready, doomed
+
+    def end(
+        self,
+        record: TaskRecord,
+        status: TaskStatus,
+        value: Any = None,
+        error: str | None = None,
+        execution_time: float | None = None,
+        expired: bool = False,
+    ) -> list[Ending]:
+        """End a task and, down the graph, every dependent that cannot run without it.
+
+        The cascade decision lives here: a dependent doomed by this ending ends too
+        (TIMEOUT after an expiry, CANCELLED otherwise), and so on. A dependent that ends
+        before its own deadline gives that deadline back to the work it waited on; one past
+        its deadline leaves it (that work was hopeless). Returns one :class:`Ending` per
+        ended task, in the order they ended.
+        """
+        endings: list[Ending] = []
+        stack: list[tuple[TaskRecord, TaskStatus, Any, str | None, float | None, bool]]
+        stack = [(record, status, value, error, execution_time, expired)]
+        while stack:
+            record, status, value, error, execution_time, expired = stack.pop()
+            result, ready, doomed = self.finish(
+                record, status, value, error, execution_time or 0.0, expired
+            )
+            relaxed: list[TaskRecord] = []
+            if (
+                record.deadline is not None
+                and record.task.depends_on
+                and not expired
+                and record.deadline > time.time()
+            ):
+                relaxed = self.relax_deadlines(record)
+            endings.append(Ending(record, result, ready, relaxed, execution_time))
+            for dependent in doomed:
+                assert dependent.doom is not None
+                doom_status, doom_error = dependent.doom
+                timed_out = doom_status is TaskStatus.TIMEOUT
+                stack.append((dependent, doom_status, None, doom_error, None, timed_out))
+        return endings
 
     @staticmethod
     def _dependency_ended(record: TaskRecord, result: TaskResult, expired: bool) -> None:
@@ -569,6 +510,21 @@ class TaskManager:
                 f"dependency {result.task_id} ended {result.status.value}"
                 + (f": {result.error}" if result.error else ""),
             )
+
+
+def _ended(record: TaskRecord, result: TaskResult) -> EndedTask:
+    """What is kept of a task that ended with ``result``: its place in the graph."""
+    task = record.task
+    dependents = record.dependents
+    return EndedTask(
+        result,
+        record.seq,
+        task.depends_on,
+        None if dependents is None else [d.task.id for d in dependents],
+        task.deadline,
+        record.deadline,
+        record.priority,
+    )
 
 
 def _topological(batch: dict[str, ProcessingTask]) -> list[ProcessingTask]:
@@ -600,21 +556,6 @@ def _unknown_dependency(task: ProcessingTask, dep: str) -> DependencyNotFoundErr
         f"task {task.id} depends on {dep!r}, which this processor does not know; submit the "
         "dependency first, or submit both together with submit_tasks()"
     )
-
-
-def _check_filters(
-    status: object, task_type: object, priority: object, limit: object, after: object
-) -> None:
-    for name, value, kind in (
-        ("status", status, TaskStatus),
-        ("task_type", task_type, str),
-        ("priority", priority, TaskPriority),
-        ("after", after, str),
-    ):
-        if value is not None and not isinstance(value, kind):
-            raise InvalidArgumentError(f"{name} must be a {kind.__name__} or None, got {value!r}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidArgumentError(f"limit must be a positive int, got {limit!r}")
 
 
 def _not_found(task_id: str) -> TaskNotFoundError:

@@ -7,18 +7,26 @@ on it, so nothing read through them can change how a task runs. Neither holds a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Set
+import heapq
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from .errors import InvalidArgumentError
 from .lifecycle import TaskStatus
+from .record import TaskRecord
+from .retention import EndedTask
 from .task import TaskPriority
 
-if TYPE_CHECKING:
-    from .retention import EndedTask
-    from .task_manager import TaskRecord
-
-__all__ = ["EventListener", "TaskEvent", "TaskView"]
+__all__ = [
+    "EventListener",
+    "TaskEvent",
+    "TaskFilter",
+    "TaskView",
+    "check_page",
+    "page",
+    "view_of_ended",
+    "view_of_record",
+]
 
 _PRIORITIES = TaskPriority._value2member_map_
 
@@ -53,54 +61,6 @@ class TaskView:
     tags: Set[str]
     seq: int
 
-    @classmethod
-    def of_record(cls, record: TaskRecord) -> TaskView:
-        """The view of a task that has not ended."""
-        task = record.task
-        return cls(
-            task.id,
-            record.type_name,
-            record.status,
-            task.priority,
-            _PRIORITIES[record.priority],  # type: ignore[arg-type]
-            tuple(task.depends_on),
-            tuple(d.id for d in record.dependents or ()),
-            task.created_at,
-            record.started_at,
-            None,
-            record.attempts,
-            None,
-            record.worker_id,
-            task.deadline,
-            record.deadline,
-            task.tags,
-            record.seq,
-        )
-
-    @classmethod
-    def of_ended(cls, ended: EndedTask) -> TaskView:
-        """The view of an ended task, from what is kept of it."""
-        result = ended.result
-        return cls(
-            result.task_id,
-            result.task_type,
-            result.status,
-            result.priority,
-            _PRIORITIES[ended.priority],  # type: ignore[arg-type]
-            tuple(ended.depends_on),
-            tuple(ended.dependents or ()),
-            result.created_at,
-            result.started_at,
-            result.completed_at,
-            result.attempts,
-            result.error,
-            result.worker_id,
-            ended.deadline,
-            ended.effective_deadline,
-            result.tags,
-            ended.seq,
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
@@ -121,3 +81,124 @@ class TaskEvent:
 
 #: A function called with every :class:`TaskEvent`; what it raises is logged and dropped.
 EventListener = Callable[[TaskEvent], None]
+
+
+def view_of_record(record: TaskRecord) -> TaskView:
+    task = record.task
+    return TaskView(
+        task.id,
+        record.type_name,
+        record.status,
+        task.priority,
+        _PRIORITIES[record.priority],  # type: ignore[arg-type]
+        tuple(task.depends_on),
+        tuple(d.id for d in record.dependents or ()),
+        task.created_at,
+        record.started_at,
+        None,
+        record.attempts,
+        None,
+        record.worker_id,
+        task.deadline,
+        record.deadline,
+        task.tags,
+        record.seq,
+    )
+
+
+def view_of_ended(ended: EndedTask) -> TaskView:
+    result = ended.result
+    return TaskView(
+        result.task_id,
+        result.task_type,
+        result.status,
+        result.priority,
+        _PRIORITIES[ended.priority],  # type: ignore[arg-type]
+        tuple(ended.depends_on),
+        tuple(ended.dependents or ()),
+        result.created_at,
+        result.started_at,
+        result.completed_at,
+        result.attempts,
+        result.error,
+        result.worker_id,
+        ended.deadline,
+        ended.effective_deadline,
+        result.tags,
+        ended.seq,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """What ``tasks()`` keeps: every criterion given must hold."""
+
+    status: TaskStatus | None
+    task_type: str | None
+    priority: TaskPriority | None
+    tags: frozenset[str]
+
+    @classmethod
+    def checked(
+        cls,
+        status: object,
+        task_type: object,
+        priority: object,
+        tags: Iterable[str],
+    ) -> TaskFilter:
+        """Raises InvalidArgumentError for a filter of the wrong type."""
+        for name, value, kind in (
+            ("status", status, TaskStatus),
+            ("task_type", task_type, str),
+            ("priority", priority, TaskPriority),
+        ):
+            if value is not None and not isinstance(value, kind):
+                raise InvalidArgumentError(
+                    f"{name} must be a {kind.__name__} or None, got {value!r}"
+                )
+        if isinstance(tags, str):
+            raise InvalidArgumentError(f"tags must be a list of strings, got {tags!r}")
+        return cls(status, task_type, priority, frozenset(tags))  # type: ignore[arg-type]
+
+    def keeps_record(self, record: TaskRecord) -> bool:
+        task = record.task
+        return (
+            (self.status is None or record.status is self.status)
+            and (self.task_type is None or record.type_name == self.task_type)
+            and (self.priority is None or task.priority is self.priority)
+            and self.tags <= task.tags
+        )
+
+    def keeps_ended(self, ended: EndedTask) -> bool:
+        result = ended.result
+        return (
+            (self.status is None or result.status is self.status)
+            and (self.task_type is None or result.task_type == self.task_type)
+            and (self.priority is None or result.priority is self.priority)
+            and self.tags <= result.tags
+        )
+
+
+def check_page(limit: object, after: object) -> None:
+    """Raises InvalidArgumentError unless ``limit`` >= 1 and ``after`` is an id or None."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidArgumentError(f"limit must be a positive int, got {limit!r}")
+    if after is not None and not isinstance(after, str):
+        raise InvalidArgumentError(f"after must be a str or None, got {after!r}")
+
+
+def page(
+    candidates: list[tuple[int, TaskRecord | EndedTask]],
+    start: int | None,
+    limit: int,
+    newest_first: bool,
+) -> list[TaskView]:
+    """The views of the first ``limit`` candidates (by submission number) after ``start``."""
+    if start is not None:
+        candidates = [c for c in candidates if (c[0] < start if newest_first else c[0] > start)]
+    pick = heapq.nlargest if newest_first else heapq.nsmallest
+    chosen = pick(limit, candidates, key=lambda c: c[0])
+    return [
+        view_of_record(item) if isinstance(item, TaskRecord) else view_of_ended(item)
+        for _, item in chosen
+    ]

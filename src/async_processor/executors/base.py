@@ -12,13 +12,27 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from ..task import ProcessingTask
 
-__all__ = ["Executor", "TaskFunction"]
+__all__ = ["Executor", "SlotState", "TaskFunction"]
 
 TaskFunction = Callable[[ProcessingTask], Any]
+
+
+class SlotState(str, Enum):
+    """What a slot (and the worker coroutine serving it) is doing. Values serialise as
+    they are, in the metrics' ``worker_stats``."""
+
+    IDLE = "idle"
+    BUSY = "busy"
+    #: A thread whose task was cancelled or timed out still runs it; the slot stays held.
+    ABANDONED = "abandoned"
+    #: A replacement worker process is starting.
+    RESTARTING = "restarting"
+    STOPPED = "stopped"
 
 
 class Executor(ABC):
@@ -36,22 +50,31 @@ class Executor(ABC):
         """Acquire resources (threads, processes, connections); called once by the processor."""
 
     @abstractmethod
-    async def run(self, slot: int, fn: TaskFunction, task: ProcessingTask) -> Any:
+    async def run(
+        self, slot: int, fn: TaskFunction, task: ProcessingTask, plan: object = None
+    ) -> Any:
         """Run ``fn(task)`` in ``slot`` and return its value, or raise its exception.
 
-        Cancelling the awaiting coroutine stops the work where the context allows it,
-        then re-raises ``CancelledError``.
+        ``plan`` is what :meth:`check_sendable` answered for this task. Cancelling the
+        awaiting coroutine stops the work where the context allows it, then re-raises
+        ``CancelledError``. An executor never changes ``task``: telling a thread task to
+        stop (``task.cancel_requested``) is the processor's business.
         """
 
     async def release(self, slot: int) -> None:  # noqa: B027 - optional hook
         """Return once the slot's previous work has really stopped."""
 
-    def check_sendable(self, fn: TaskFunction, task: ProcessingTask) -> None:  # noqa: B027
-        """Raise UnsendableTaskError now if ``fn`` or ``task`` could not reach a slot."""
+    def check_sendable(self, fn: TaskFunction, task: ProcessingTask) -> object:
+        """Raise UnsendableTaskError now if ``fn`` or ``task`` could not reach a slot.
 
-    def slot_state(self, slot: int) -> str:
-        """ "idle", "busy", or a context-specific state such as "abandoned"."""
-        return "idle"
+        Returns how to send it (None by default), decided once: the processor keeps it
+        with the task's record and hands it back to every :meth:`run` of the task.
+        """
+        return None
+
+    def slot_state(self, slot: int) -> SlotState:
+        """What the slot is doing (IDLE unless the executor knows better)."""
+        return SlotState.IDLE
 
     def statistics(self) -> dict[str, int]:
         """Counters for metrics, e.g. ``{"restarts": 2}``."""

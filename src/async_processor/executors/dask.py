@@ -38,7 +38,7 @@ from typing import Any
 
 from ..errors import UnsendableTaskError, WorkerCrashedError
 from ..task import ProcessingTask
-from .base import Executor, TaskFunction
+from .base import Executor, SlotState, TaskFunction
 
 __all__ = ["DaskExecutor"]
 
@@ -202,7 +202,7 @@ class DaskExecutor(Executor):
         self._threshold = scatter_threshold
         self._cache_limit = scatter_cache_bytes
         self._client: Any = self._given
-        self._states = ["stopped"] * capacity
+        self._states = [SlotState.STOPPED] * capacity
         self._started = False
         self._closed = False
         self._blobs: OrderedDict[str, tuple[Any, int]] = OrderedDict()
@@ -283,9 +283,11 @@ class DaskExecutor(Executor):
                 self._address, asynchronous=True, set_as_default=False
             )
         self._started = True
-        self._states = ["idle"] * self._capacity
+        self._states = [SlotState.IDLE] * self._capacity
 
-    async def run(self, slot: int, fn: TaskFunction, task: ProcessingTask) -> Any:
+    async def run(
+        self, slot: int, fn: TaskFunction, task: ProcessingTask, plan: object = None
+    ) -> Any:
         """Submit ``fn(task)`` to the cluster and return its value or raise its exception.
 
         Raises:
@@ -297,10 +299,10 @@ class DaskExecutor(Executor):
         self._check_slot(slot)
         if not self._started or self._closed:
             raise RuntimeError("DaskExecutor is not running: call start() first")
-        if self._states[slot] == "busy":
+        if self._states[slot] is SlotState.BUSY:
             raise RuntimeError(f"slot {slot} is already running a task")
         distributed = _import_distributed()
-        self._states[slot] = "busy"
+        self._states[slot] = SlotState.BUSY
         future: Any = None
         try:
             sent, places, blobs = await self._prepare(task)
@@ -328,12 +330,13 @@ class DaskExecutor(Executor):
                 f"the Dask cluster dropped task {task.id} ({exc}); is the scheduler up?"
             ) from None
         finally:
-            if self._states[slot] == "busy":
-                self._states[slot] = "idle"
+            if self._states[slot] is SlotState.BUSY:
+                self._states[slot] = SlotState.IDLE
             del future
 
     def check_sendable(self, fn: TaskFunction, task: ProcessingTask) -> None:
-        """Raise UnsendableTaskError if cloudpickle cannot send ``fn`` or the task."""
+        """Raise UnsendableTaskError if cloudpickle cannot send ``fn`` or the task (all of
+        it travels by cloudpickle: there is nothing to plan)."""
         import cloudpickle
 
         try:
@@ -359,8 +362,8 @@ class DaskExecutor(Executor):
                         "data, bytes or numpy arrays, or a path or URL the processor opens"
                     ) from exc
 
-    def slot_state(self, slot: int) -> str:
-        """ "idle", "busy", or "stopped" (not started or shut down)."""
+    def slot_state(self, slot: int) -> SlotState:
+        """IDLE, BUSY, or STOPPED (not started or shut down)."""
         self._check_slot(slot)
         return self._states[slot]
 
@@ -373,7 +376,7 @@ class DaskExecutor(Executor):
         if self._closed:
             return
         self._closed = True
-        self._states = ["stopped"] * self._capacity
+        self._states = [SlotState.STOPPED] * self._capacity
         blobs = [future for future, _ in self._blobs.values()]
         self._blobs.clear()
         self._blob_bytes = 0

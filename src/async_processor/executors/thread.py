@@ -3,8 +3,9 @@
 Each slot owns one daemon thread fed by its own queue, so the scheduler (not a shared
 executor queue) decides what runs next, and the scheduler's own work never shares these
 threads. A thread cannot be killed: when its task times out or is cancelled, the task ends
-at once for its waiters, ``task.cancel_requested`` is set for the function to poll, the
-late result is discarded, and the slot stays *abandoned* (busy) until the function really
+at once for its waiters, the processor sets ``task.cancel_requested`` on the object the
+function received, for it to poll (this executor never changes the task), the late result
+is discarded, and the slot stays *abandoned* (busy) until the function really
 returns. The caller's ``contextvars`` are copied into the thread.
 """
 
@@ -20,7 +21,7 @@ import time
 from typing import Any
 
 from ..task import ProcessingTask
-from .base import Executor, TaskFunction
+from .base import Executor, SlotState, TaskFunction
 
 __all__ = ["ThreadExecutor"]
 
@@ -45,7 +46,7 @@ class ThreadExecutor(Executor):
         self._prefix = thread_name_prefix
         self._inboxes: list[queue.SimpleQueue[_Job | None]] = []
         self._threads: list[threading.Thread] = []
-        self._state = ["idle"] * max_workers
+        self._state = [SlotState.IDLE] * max_workers
         self._freed: list[asyncio.Future[None] | None] = [None] * max_workers
         self.abandoned_total = 0
 
@@ -63,17 +64,18 @@ class ThreadExecutor(Executor):
             self._inboxes.append(inbox)
             self._threads.append(thread)
 
-    async def run(self, slot: int, fn: TaskFunction, task: ProcessingTask) -> Any:
+    async def run(
+        self, slot: int, fn: TaskFunction, task: ProcessingTask, plan: object = None
+    ) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._state[slot] = "busy"
+        self._state[slot] = SlotState.BUSY
         self._inboxes[slot].put((loop, future, contextvars.copy_context(), fn, task))
         try:
             return await future
         except asyncio.CancelledError:
-            if self._state[slot] == "busy":
-                task.cancel_requested = True
-                self._state[slot] = "abandoned"
+            if self._state[slot] is SlotState.BUSY:
+                self._state[slot] = SlotState.ABANDONED
                 self.abandoned_total += 1
                 self._freed[slot] = loop.create_future()
             raise
@@ -83,13 +85,13 @@ class ThreadExecutor(Executor):
         if freed is not None:
             await freed
 
-    def slot_state(self, slot: int) -> str:
+    def slot_state(self, slot: int) -> SlotState:
         return self._state[slot]
 
     def statistics(self) -> dict[str, int]:
         return {
-            "busy": sum(1 for s in self._state if s != "idle"),
-            "abandoned": sum(1 for s in self._state if s == "abandoned"),
+            "busy": sum(1 for s in self._state if s is not SlotState.IDLE),
+            "abandoned": sum(1 for s in self._state if s is SlotState.ABANDONED),
             "abandoned_total": self.abandoned_total,
         }
 
@@ -116,7 +118,7 @@ class ThreadExecutor(Executor):
 
     def _settle(self, slot: int, future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
         """On the loop: hand over the outcome, or discard it if the task was abandoned."""
-        self._state[slot] = "idle"
+        self._state[slot] = SlotState.IDLE
         freed = self._freed[slot]
         if freed is not None:
             self._freed[slot] = None

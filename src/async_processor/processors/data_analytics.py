@@ -226,28 +226,19 @@ def _statistics(
     ordered = sorted(values) if any(op in operations for op in _NEEDS_VALUES) else values
     mean = math.fsum(values) / n if n else 0.0
     variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else None
-    result: dict[str, Any] = {}
-    for op in operations:
-        if op == "count":
-            result["count"] = n
-        elif op == "sum":
-            result["sum"] = math.fsum(values)
-        elif op == "mean":
-            result["mean"] = mean
-        elif op == "median":
-            result["median"] = _percentile(ordered, 50.0)
-        elif op == "min":
-            result["min"] = ordered[0]
-        elif op == "max":
-            result["max"] = ordered[-1]
-        elif op == "std":
-            result["std"] = math.sqrt(variance) if variance is not None else None
-        elif op == "variance":
-            result["variance"] = variance
-        elif op == "percentiles":
-            result["percentiles"] = {f"p{p:g}": _percentile(ordered, p) for p in percentiles}
-        elif op == "histogram":
-            result["histogram"] = _histogram(ordered, bins)
+    compute: dict[str, Callable[[], Any]] = {
+        "count": lambda: n,
+        "sum": lambda: math.fsum(values),
+        "mean": lambda: mean,
+        "median": lambda: _percentile(ordered, 50.0),
+        "min": lambda: ordered[0],
+        "max": lambda: ordered[-1],
+        "std": lambda: math.sqrt(variance) if variance is not None else None,
+        "variance": lambda: variance,
+        "percentiles": lambda: {f"p{p:g}": _percentile(ordered, p) for p in percentiles},
+        "histogram": lambda: _histogram(ordered, bins),
+    }
+    result: dict[str, Any] = {op: compute[op]() for op in operations if op in compute}
     methods = {op: _METHODS[op] for op in operations if op in _METHODS}
     if methods:
         result["methods"] = methods
