@@ -2,8 +2,7 @@
 
 Routes read tasks through :class:`ProcessorReads`, which turns the processor's frozen
 :class:`~async_processor.views.TaskView` snapshots and :class:`~async_processor.views.TaskEvent`
-changes into the API's JSON shapes. The one internal read left is
-:meth:`ProcessorReads.has_processor` (the processor has no public list of its processors).
+changes into the API's JSON shapes. It reads nothing private.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ class ProcessorReads:
         self._pending: set[asyncio.Task[None]] = set()
 
     def has_processor(self, type_name: str) -> bool:
-        return type_name in self.processor._processors
+        return type_name in self.processor.registered_task_types()
 
     def find(self, task_id: str) -> TaskView | None:
         """The task's snapshot, or None if it is unknown (never submitted, or evicted)."""
