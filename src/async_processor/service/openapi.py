@@ -20,8 +20,8 @@ _ERROR_TEXT = {
     409: "Duplicate task id, or idempotency key reused with another body",
     413: "Request body or task payload too large",
     422: "A field is wrong, or the processor refused the task",
-    429: "Rate limit of this token exceeded (see Retry-After)",
-    503: "Queue full or processor not running (see Retry-After)",
+    429: "Rate limit of this token, its open streams, or failed logins (see Retry-After)",
+    503: "Queue full, too many streams and long polls, or not running (see Retry-After)",
 }
 
 SUBMIT_BODY = {

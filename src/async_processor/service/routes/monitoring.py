@@ -50,7 +50,7 @@ async def metrics(state: StateDep) -> Response:
 @router.get(
     "/events",
     response_class=StreamingResponse,
-    responses=answers(ok={200: {"content": {"text/event-stream": {}}}}),
+    responses=answers(503, ok={200: {"content": {"text/event-stream": {}}}}),
 )
 async def events(
     state: StateDep, caller: CallerDep, task_id: str | None = None, task_type: str | None = None

@@ -53,7 +53,7 @@ async def get_task(task_id: str, state: StateDep, caller: CallerDep) -> Response
     return JSON(await _json(state, _find(state, caller, task_id)))
 
 
-@router.get("/tasks/{task_id}/wait", response_model=TaskViewModel, responses=answers(404, 422))
+@router.get("/tasks/{task_id}/wait", response_model=TaskViewModel, responses=answers(404, 422, 503))
 async def wait_task(
     task_id: str,
     state: StateDep,
