@@ -7,8 +7,13 @@ Tests that need a server skip on a machine without it; with
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from processor_helpers import FAST_RETRY, Factory
+
+from async_processor import AdvancedAsyncProcessor
 
 REQUIRE_SERVICES = os.environ.get("ASYNC_PROCESSOR_REQUIRE_SERVICES") == "1"
 
@@ -38,3 +43,21 @@ def pytest_make_collect_report(collector: pytest.Collector) -> object:
             "CI must install every extra and service the tests need"
         )
     return None
+
+
+@pytest.fixture
+async def make_processor() -> AsyncIterator[Factory]:
+    """Build and start processors (no process pool, fast retries); shut them all down after."""
+    made: list[AdvancedAsyncProcessor] = []
+
+    async def factory(**kwargs: Any) -> AdvancedAsyncProcessor:
+        kwargs.setdefault("max_process_workers", 0)
+        kwargs.setdefault("retry_policy", FAST_RETRY)
+        processor = AdvancedAsyncProcessor(**kwargs)
+        await processor.start()
+        made.append(processor)
+        return processor
+
+    yield factory
+    for processor in made:
+        await processor.shutdown(timeout=5.0)

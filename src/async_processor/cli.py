@@ -358,13 +358,7 @@ def submit(
             ids = api.call("POST", "/tasks/batch", json=_batch_body(tasks, idempotency_key))
             _finish(api, ids["ids"], wait, wait_timeout)
         return
-    if not isinstance(base, dict):
-        raise click.UsageError("the task must be a JSON object (or a list of them: a batch)")
-    task = {**base, **{k: v for k, v in fields.items() if v is not None}}
-    if idempotency_key:
-        task["idempotency_key"] = idempotency_key
-    if not task.get("task_type"):
-        raise click.UsageError("no task type: pass --type NAME, or task_type in the task JSON")
+    task = _one_task(base, fields, idempotency_key)
     with client(url, token) as api:
         if files:
             upload = {name: (path.name, path.read_bytes()) for name, path in files.items()}
@@ -383,6 +377,18 @@ def _base_task(task_json: str | None, task_file: IO[str] | None) -> Any:
     if task_file is not None:
         return _json(task_file.read(), f"--file {task_file.name}")
     return {}
+
+
+def _one_task(base: Any, fields: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    """The task JSON with the command-line options laid over it."""
+    if not isinstance(base, dict):
+        raise click.UsageError("the task must be a JSON object (or a list of them: a batch)")
+    task = {**base, **{k: v for k, v in fields.items() if v is not None}}
+    if idempotency_key:
+        task["idempotency_key"] = idempotency_key
+    if not task.get("task_type"):
+        raise click.UsageError("no task type: pass --type NAME, or task_type in the task JSON")
+    return task
 
 
 def _batch_body(tasks: Any, idempotency_key: str | None) -> dict[str, Any]:
@@ -610,13 +616,23 @@ def render_stats(stats: dict[str, Any], history: Iterable[float], url: str) -> R
     if rates:
         parts.append(Text.assemble(("ended/s ", "dim"), _sparkline(rates), f" {rates[-1]:.1f}"))
 
+    parts += [_queue_table(stats), _types_table(stats), _worker_line(stats)]
+    failures = stats.get("recent_failures") or []
+    if failures:
+        parts.append(_failures_table(failures))
+    return Panel(Group(*parts), title=f"async-processor at {url}", title_align="left")
+
+
+def _queue_table(stats: dict[str, Any]) -> Table:
     queued = stats.get("queued_by_priority") or {}
     queue = Table(title="queue by priority", title_justify="left", expand=False)
     for name in PRIORITIES:
         queue.add_column(name, justify="right")
     queue.add_row(*(str(queued.get(name, 0)) for name in PRIORITIES))
-    parts.append(queue)
+    return queue
 
+
+def _types_table(stats: dict[str, Any]) -> Table:
     types = Table(title="task types", title_justify="left")
     for header in ("type", "done", "failed", "timeout", "cancelled", "p50", "p95", "p99"):
         types.add_column(header, justify="left" if header == "type" else "right")
@@ -627,32 +643,30 @@ def render_stats(stats: dict[str, Any], history: Iterable[float], url: str) -> R
             *(str(counts.get(k, 0)) for k in ("completed", "failed", "timeout", "cancelled")),
             *(_ms(exec_time.get(q)) for q in ("p50", "p95", "p99")),
         )
-    parts.append(types)
+    return types
 
-    workers = stats.get("worker_stats") or {}
+
+def _worker_line(stats: dict[str, Any]) -> Text:
     states: dict[str, int] = {}
-    for worker in workers.values():
+    for worker in (stats.get("worker_stats") or {}).values():
         states[str(worker.get("status"))] = states.get(str(worker.get("status")), 0) + 1
-    parts.append(
-        Text.assemble(
-            ("workers ", "bold"), ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-"
-        )
+    return Text.assemble(
+        ("workers ", "bold"), ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "-"
     )
 
-    failures = stats.get("recent_failures") or []
-    if failures:
-        table = Table(title="recent failures", title_justify="left")
-        for header in ("task", "type", "status", "error"):
-            table.add_column(header, overflow="fold")
-        for failure in failures[:5]:
-            table.add_row(
-                str(failure.get("task_id")),
-                str(failure.get("task_type")),
-                Text(str(failure.get("status")), style="red"),
-                str(failure.get("error") or ""),
-            )
-        parts.append(table)
-    return Panel(Group(*parts), title=f"async-processor at {url}", title_align="left")
+
+def _failures_table(failures: list[dict[str, Any]]) -> Table:
+    table = Table(title="recent failures", title_justify="left")
+    for header in ("task", "type", "status", "error"):
+        table.add_column(header, overflow="fold")
+    for failure in failures[:5]:
+        table.add_row(
+            str(failure.get("task_id")),
+            str(failure.get("task_type")),
+            Text(str(failure.get("status")), style="red"),
+            str(failure.get("error") or ""),
+        )
+    return table
 
 
 def _kpi(label: str, value: str) -> Text:

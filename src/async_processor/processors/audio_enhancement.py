@@ -146,6 +146,32 @@ def _db(amplitude: float) -> float:
     return round(20 * math.log10(amplitude), 2)
 
 
+def _noise_estimate(
+    np: Any, frames: Any, window: Any, span: tuple[int, int], block_frames: int
+) -> tuple[Any, Any, Any, Any]:
+    """The power of every frame, the frames inside the clip (``span``: its padding and
+    length), the quietest of them, and their mean power spectrum: the noise."""
+    pad, length = span
+    count = len(frames)
+    squared = window**2
+    # Window-weighted mean square of every frame, to find the quietest.
+    frame_power = np.empty(count)
+    for start in range(0, count, block_frames):
+        block = frames[start : start + block_frames]
+        frame_power[start : start + len(block)] = (block**2) @ squared / squared.sum()
+    starts = np.arange(count) * HOP
+    inside = np.flatnonzero((starts >= pad) & (starts + FRAME <= pad + length))
+    candidates = inside if inside.size else np.arange(count)
+    quiet_count = max(1, int(len(candidates) * NOISE_FRACTION))
+    quietest = candidates[np.argsort(frame_power[candidates])[:quiet_count]]
+    noise = np.zeros(FRAME // 2 + 1)
+    for start in range(0, quiet_count, block_frames):
+        chosen = frames[quietest[start : start + block_frames]]
+        noise += (np.abs(np.fft.rfft(chosen * window, axis=1)) ** 2).sum(axis=0)
+    noise /= quiet_count
+    return frame_power, candidates, quietest, noise
+
+
 def reduce_noise(
     audio: Audio, block_frames: int = 2048
 ) -> tuple[Audio, float | None, float | None]:
@@ -169,21 +195,9 @@ def reduce_noise(
     window = np.hanning(FRAME + 1)[:FRAME]
     squared = window**2
 
-    # Window-weighted mean square of every frame, to find the quietest.
-    frame_power = np.empty(count)
-    for start in range(0, count, block_frames):
-        block = frames[start : start + block_frames]
-        frame_power[start : start + len(block)] = (block**2) @ squared / squared.sum()
-    starts = np.arange(count) * HOP
-    inside = np.flatnonzero((starts >= pad) & (starts + FRAME <= pad + length))
-    candidates = inside if inside.size else np.arange(count)
-    quiet_count = max(1, int(len(candidates) * NOISE_FRACTION))
-    quietest = candidates[np.argsort(frame_power[candidates])[:quiet_count]]
-    noise = np.zeros(FRAME // 2 + 1)
-    for start in range(0, quiet_count, block_frames):
-        chosen = frames[quietest[start : start + block_frames]]
-        noise += (np.abs(np.fft.rfft(chosen * window, axis=1)) ** 2).sum(axis=0)
-    noise /= quiet_count
+    frame_power, candidates, quietest, noise = _noise_estimate(
+        np, frames, window, (pad, length), block_frames
+    )
 
     context = SMOOTHING[1] // 2
     out = np.zeros(total)

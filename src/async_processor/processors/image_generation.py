@@ -154,6 +154,22 @@ def _generate_with_provider(
         raise ProviderRequestError(
             f"the images provider's answer has no base64 image in data[0].b64_json ({exc!r:.120})"
         ) from exc
+    width, height, image_format = _check_generated(image_data, settings)
+    return {
+        "image_data": image_data,
+        "width": width,
+        "height": height,
+        "provider": provider.kind,
+        "format": image_format,
+        "prompt": prompt,
+        "model": getattr(response, "model", None) or provider.model,
+        "revised_prompt": revised_prompt,
+    }
+
+
+def _check_generated(image_data: bytes, settings: Settings) -> tuple[int, int, str]:
+    """The size and format of a provider's image; ProviderRequestError if it is not an
+    image or is over ``Settings.max_image_pixels``."""
     pil = require("PIL.Image", "image", "checking a generated image")
     try:
         with pil.open(io.BytesIO(image_data)) as image:
@@ -168,16 +184,7 @@ def _generate_with_provider(
             f"the images provider sent a {width}x{height} image, over the limit of "
             f"{settings.max_image_pixels} pixels (Settings.max_image_pixels)"
         )
-    return {
-        "image_data": image_data,
-        "width": width,
-        "height": height,
-        "provider": provider.kind,
-        "format": image_format,
-        "prompt": prompt,
-        "model": getattr(response, "model", None) or provider.model,
-        "revised_prompt": revised_prompt,
-    }
+    return width, height, image_format
 
 
 # -- procedural renderer ------------------------------------------------------------------

@@ -366,28 +366,15 @@ class PostgresStore(JournalStore):
                         list(outside),
                     ):
                         stored[row[0]] = row[1]
-                parent: dict[str, str] = {}  # union-find over group names
-
-                def find(group: str) -> str:
-                    while parent.get(group, group) != group:
-                        group = parent[group]
-                    return group
-
-                own: dict[str, str] = {}
-                for task_id, _, _, deps in prepared:
-                    groups = {find(g) for d in deps if (g := own.get(d) or stored.get(d))}
-                    root = min(groups) if groups else task_id
-                    for group in groups:
-                        parent[group] = root
-                    own[task_id] = root
-                merged = [g for g in set(stored.values()) if find(g) != g]
+                groups, merged, new = _assign_groups(prepared, stored)
                 if merged:
                     await conn.executemany(
-                        "UPDATE ap_tasks SET grp = $1 WHERE grp = $2 AND ended_at IS NULL",
-                        [(find(g), g) for g in merged],
+                        "UPDATE ap_tasks SET grp = $1 WHERE grp = $2 AND ended_at IS NULL", merged
                     )
-                    await conn.execute("DELETE FROM ap_groups WHERE grp = ANY($1::text[])", merged)
-                new = {find(g) for g in own.values()} - set(stored.values())
+                    await conn.execute(
+                        "DELETE FROM ap_groups WHERE grp = ANY($1::text[])",
+                        [old for _, old in merged],
+                    )
                 await conn.execute(
                     f"INSERT INTO ap_groups (grp, owner, lease_until) SELECT g, $1, {_LEASE} "
                     "FROM unnest($3::text[]) AS g ON CONFLICT (grp) DO UPDATE "
@@ -412,7 +399,7 @@ class PostgresStore(JournalStore):
                     "ended_at = NULL",
                     [p[0] for p in prepared],
                     [p[1] for p in prepared],
-                    [find(own[p[0]]) for p in prepared],
+                    [groups[p[0]] for p in prepared],
                     [p[2] for p in prepared],
                 )
             self._written(counts)
@@ -561,3 +548,31 @@ def _last_per_id(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
 
 async def _quietly_close(conn: asyncpg.Connection) -> None:
     conn.terminate()
+
+
+def _assign_groups(
+    prepared: list[tuple[str, str | None, bytes, list[str]]], stored: dict[str, str]
+) -> tuple[dict[str, str], list[tuple[str, str]], set[str]]:
+    """Put each new task in one group with every task it depends on (union-find over
+    group names; ``stored`` gives the groups of dependencies already in the store).
+
+    Returns each new task's group, the (new, old) renames of stored groups that merged,
+    and the groups that do not exist yet.
+    """
+    parent: dict[str, str] = {}
+
+    def find(group: str) -> str:
+        while parent.get(group, group) != group:
+            group = parent[group]
+        return group
+
+    own: dict[str, str] = {}
+    for task_id, _, _, deps in prepared:
+        groups = {find(g) for d in deps if (g := own.get(d) or stored.get(d))}
+        root = min(groups) if groups else task_id
+        for group in groups:
+            parent[group] = root
+        own[task_id] = root
+    merged = [(find(g), g) for g in set(stored.values()) if find(g) != g]
+    new = {find(g) for g in own.values()} - set(stored.values())
+    return {task_id: find(group) for task_id, group in own.items()}, merged, new
