@@ -233,10 +233,6 @@ class AdvancedAsyncProcessor:
     def priority_reserve(self) -> float:
         return self._intake.priority_reserve
 
-    @property
-    def _processors(self) -> dict[str, tuple[TaskProcessor, bool]]:  # read by service/app.py
-        return self._routes.processors
-
     def _enqueue(self, record: TaskRecord) -> None:
         self._lane_map[record.lane].push(record)
 
