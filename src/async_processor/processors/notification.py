@@ -229,6 +229,22 @@ def _webhook_url(to: Any) -> str:
 # --- email ----------------------------------------------------------------------------------
 
 
+def _email_message(
+    request: _Request, sender: str, addresses: list[Address]
+) -> tuple[EmailMessage, str]:
+    """The message to send, and its Message-ID."""
+    sender_domain = sender.rpartition("@")[2].strip("> ") or "localhost"
+    message_id = f"<{request.message_id}@{sender_domain}>"
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = addresses
+    message["Subject"] = request.subject
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = message_id
+    message.set_content(request.body)
+    return message, message_id
+
+
 async def _send_email(request: _Request, settings: Settings) -> dict[str, Any]:
     addresses = [_email_address(raw) for raw in _recipients(request.to, "an email address")]
     smtp = settings.smtp
@@ -239,15 +255,7 @@ async def _send_email(request: _Request, settings: Settings) -> dict[str, Any]:
             "Settings(smtp=SmtpSettings(host=...))"
         )
     aiosmtplib = await extras.require_off_loop("aiosmtplib", "notify", "Email notifications")
-    sender_domain = smtp.sender.rpartition("@")[2].strip("> ") or "localhost"
-    message_id = f"<{request.message_id}@{sender_domain}>"
-    message = EmailMessage()
-    message["From"] = smtp.sender
-    message["To"] = addresses
-    message["Subject"] = request.subject
-    message["Date"] = email.utils.formatdate(localtime=True)
-    message["Message-ID"] = message_id
-    message.set_content(request.body)
+    message, message_id = _email_message(request, smtp.sender, addresses)
     where = f"the SMTP server {smtp.host}:{smtp.port}"
     policy = EgressPolicy(settings.egress_allow)
     try:
