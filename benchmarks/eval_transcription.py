@@ -8,7 +8,9 @@ thresholds can be swept afterwards without decoding again (``--sweep``)::
     python benchmarks/eval_transcription.py tuning --vad off --beam 5 --json /tmp/t.jsonl
     python benchmarks/eval_transcription.py tuning --sweep /tmp/t.jsonl
     python benchmarks/eval_transcription.py heldout --enhance none,spectral,deepfilternet
+    python benchmarks/eval_transcription.py bear --repeats 3   # the bear's voice, round trip
 
+The table's cells read "WER (refused clips; WER of the accepted clips)".
 WER is word edits over reference words, after lower-casing, dropping punctuation, joining
 hyphenated words and spelling a few British words the American way (``AMERICAN``). A clip
 the gate refuses counts as all words deleted. For the noise-only conditions (nothing said)
@@ -38,7 +40,7 @@ import make_speech_corpus as corpus_tool  # noqa: E402
 from async_processor.processors import Settings  # noqa: E402
 from async_processor.processors import audio_transcription as stt  # noqa: E402
 from async_processor.processors.audio_enhancement import normalize, reduce_noise  # noqa: E402
-from async_processor.processors.audio_io import Audio, resample  # noqa: E402
+from async_processor.processors.audio_io import Audio, read_audio, resample  # noqa: E402
 
 Enhancer = Callable[[Any], Any]
 #: DeepFilterNet3's delay at 48 kHz: three 480-sample frames (the frame and two of
@@ -157,17 +159,22 @@ def refused(record: dict[str, Any], min_logprob: float | None, max_no_speech: fl
 def table(
     records: list[dict[str, Any]], min_logprob: float | None, max_no_speech: float | None
 ) -> str:
-    """One row per condition, one column per enhancement: WER % (refused clips) or, for the
-    noise-only conditions, invented words (refused clips)."""
-    cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    """One row per condition, one column per enhancement: WER % with refused clips counted
+    as deleted, the refused clips, and the WER of the accepted clips only; for the
+    noise-only conditions, the words invented (and refused clips)."""
+    cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
     for record in records:
         cell = cells[(record["condition"], record["enhance"])]
         dropped = refused(record, min_logprob, max_no_speech)
         reference = words(record["reference"])
-        cell[0] += word_errors(reference, [] if dropped else words(record["text"]))
+        edits = word_errors(reference, [] if dropped else words(record["text"]))
+        cell[0] += edits
         cell[1] += len(reference)
         cell[2] += dropped
         cell[3] += 1
+        if not dropped:
+            cell[4] += edits
+            cell[5] += len(reference)
     conditions = [c for c in corpus_tool.CONDITIONS if any(k[0] == c for k in cells)]
     columns = [e for e in ("none", "spectral", "deepfilternet") if any(k[1] == e for k in cells)]
     lines = ["| condition | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -177,9 +184,12 @@ def table(
             if (condition, column) not in cells:
                 row.append("-")
                 continue
-            errors, total, gone, count = cells[(condition, column)]
-            value = f"{100 * errors / total:.1f}%" if total else f"{errors} words"
-            row.append(f"{value} ({gone}/{count} refused)")
+            errors, total, dropped, count, kept_errors, kept_total = cells[(condition, column)]
+            if total:
+                kept = f"{100 * kept_errors / kept_total:.1f}%" if kept_total else "-"
+                row.append(f"{100 * errors / total:.1f}% ({dropped}/{count} refused; {kept})")
+            else:
+                row.append(f"{errors} words ({dropped}/{count} refused)")
         lines.append(f"| {condition} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -220,9 +230,34 @@ def sweep(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def round_trip(repeats: int) -> str:
+    """The bear's voice transcribed back: WER of ``bear_replies.txt`` per synthesis run."""
+    from async_processor.processors import speech_synthesis
+
+    engine: Any = stt.choose_engine(Settings(transcription_engine="whisper"))
+    replies = corpus_tool.read_sentences("bear_replies")
+    lines = []
+    for run in range(1, repeats + 1):
+        errors = total = refusals = 0
+        for reply in replies:
+            ((_, wav),) = speech_synthesis.synthesise_sentences(
+                reply, request=speech_synthesis.SpeechRequest(sample_rate=corpus_tool.RATE)
+            )
+            heard = engine.transcribe(read_audio(wav).samples, "en")
+            refusals += heard["low_confidence"]
+            errors += word_errors(words(reply), words(heard["text"]))
+            total += len(words(reply))
+        lines.append(
+            f"run {run}: {errors}/{total} words wrong, WER {100 * errors / total:.1f}% "
+            f"({refusals} refused)"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("set", choices=("tuning", "heldout"))
+    parser.add_argument("set", choices=("tuning", "heldout", "bear"), help="bear: round trip")
+    parser.add_argument("--repeats", type=int, default=3, help="bear: synthesis runs")
     parser.add_argument("--corpus", type=Path, help="default /tmp/async-processor-speech/<set>")
     parser.add_argument("--conditions", default=",".join(corpus_tool.CONDITIONS))
     parser.add_argument("--limit", type=int, default=20, help="sentences per condition")
@@ -238,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.gate:
         low, high = (None if v == "none" else float(v) for v in args.gate.split(","))
         gate = (low, high)
+    if args.set == "bear":
+        print(round_trip(args.repeats))
+        return
     if args.sweep or args.report:
         saved = [json.loads(line) for line in (args.sweep or args.report).read_text().splitlines()]
         print(sweep(saved) if args.sweep else table(saved, *gate))

@@ -235,9 +235,15 @@ async def test_a_cpu_intensive_task_speaks_in_a_worker_process() -> None:
 # --- intelligibility: the bear's voice transcribed back by Whisper ---------------------------
 
 
+#: British spellings in the replies, written as Whisper (American) writes them.
+AMERICAN = {"favourite": "favorite", "colour": "color", "cosy": "cozy", "grey": "gray"}
+
+
 def words(text: str) -> list[str]:
-    """Lower-case words; a hyphen joins ("grown-up" and "grownup" are one word)."""
-    return re.sub(r"[^a-z0-9']+", " ", text.lower().replace("-", "")).split()
+    """Lower-case words without punctuation; hyphens join ("grown-up" is "grownup"), and
+    British spellings are American (as benchmarks/eval_transcription.py counts them)."""
+    plain = re.sub(r"[^a-z0-9']+", " ", text.lower().replace("-", "")).split()
+    return [AMERICAN.get(word, word) for word in plain]
 
 
 def word_errors(reference: list[str], hypothesis: list[str]) -> int:
@@ -255,10 +261,10 @@ def bear_replies() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-#: Measured 5.7% (6 errors in 105 words) in each of 3 runs; Piper's voice is stochastic
-#: (noise_scale), so the bound leaves room for another draw. See
-#: docs/processors/speech-synthesis.md.
-MAX_ROUND_TRIP_WER = 0.10
+#: Measured 1.9%, 3.8% and 7.7% in three runs (benchmarks/eval_transcription.py bear);
+#: Piper's voice is stochastic (noise_scale), so the bound leaves room for another draw.
+#: See docs/processors/speech-synthesis.md.
+MAX_ROUND_TRIP_WER = 0.12
 
 
 def test_whisper_understands_the_bear() -> None:

@@ -18,7 +18,12 @@ returning an English guess.
 
 Result: ``text``, ``language``, ``duration_s``, ``engine`` (``"faster-whisper"``,
 ``"pocketsphinx"`` or ``"openai"``), plus the extra keys ``model`` and ``segments``
-(``start``, ``end`` in seconds and ``text``; words for pocketsphinx; empty from a provider).
+(``start``, ``end`` in seconds and ``text``; words for pocketsphinx; empty from a provider),
+and the decoder's confidence: ``avg_logprob``, ``no_speech_prob`` and ``low_confidence``.
+When Whisper's confidence is under the thresholds of :data:`DECODING` the text is refused:
+``text`` is ``""``, ``segments`` is empty, ``low_confidence`` is True and
+``low_confidence_reason`` says why, so that the reply can ask the child to say it again
+instead of answering words nobody said. Engines without a confidence never refuse.
 """
 
 from __future__ import annotations
