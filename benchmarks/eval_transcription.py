@@ -184,12 +184,12 @@ def table(
             if (condition, column) not in cells:
                 row.append("-")
                 continue
-            errors, total, dropped, count, kept_errors, kept_total = cells[(condition, column)]
+            errors, total, refusals, count, kept_errors, kept_total = cells[(condition, column)]
             if total:
                 kept = f"{100 * kept_errors / kept_total:.1f}%" if kept_total else "-"
-                row.append(f"{100 * errors / total:.1f}% ({dropped}/{count} refused; {kept})")
+                row.append(f"{100 * errors / total:.1f}% ({refusals}/{count} refused; {kept})")
             else:
-                row.append(f"{errors} words ({dropped}/{count} refused)")
+                row.append(f"{errors} words ({refusals}/{count} refused)")
         lines.append(f"| {condition} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
