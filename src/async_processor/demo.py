@@ -39,6 +39,7 @@ from .errors import InvalidArgumentError
 from .lifecycle import TaskStatus
 from .processor import AdvancedAsyncProcessor
 from .processors import Settings
+from .processors.egress import ALLOW_VARIABLE, parse_allow
 from .processors.settings import ProviderSettings
 from .result import TaskResult
 from .task import ProcessingTask, ProcessingType, TaskPriority, create_task
@@ -143,8 +144,9 @@ class _ParentApp:
             def log_message(self, format: str, *args: Any) -> None:
                 return None
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/teddy"
+        self.host = "127.0.0.1"
+        self._server = ThreadingHTTPServer((self.host, 0), Handler)
+        self.url = f"http://{self.host}:{self._server.server_address[1]}/teddy"
 
     @contextmanager
     def running(self) -> Iterator[_ParentApp]:
@@ -228,8 +230,11 @@ def analytics_tasks(days: int = 4, sessions_per_day: int = 20_000) -> list[Proce
     return tasks
 
 
-def demo_settings(provider: str, workdir: str, secret: str) -> Settings:
-    """Offline engines, a SQLite journal in ``workdir``, and the LLM ``provider`` chosen."""
+def demo_settings(provider: str, workdir: str, secret: str, receiver_host: str) -> Settings:
+    """Offline engines, a SQLite journal in ``workdir``, and the LLM ``provider`` chosen.
+
+    Egress: the demo's own webhook receiver (``receiver_host``, on loopback) is allowed
+    explicitly, next to what ``ASYNC_PROCESSOR_EGRESS_ALLOW`` allows (a local LLM server)."""
     llm: ProviderSettings | None = None
     if provider != "offline":
         llm = Settings.from_env({**os.environ, "ASYNC_PROCESSOR_LLM": provider}).llm
@@ -243,6 +248,7 @@ def demo_settings(provider: str, workdir: str, secret: str) -> Settings:
         llm=llm,
         databases={"journal": f"sqlite:///{workdir}/journal.sqlite3"},
         webhook_secret=secret,
+        egress_allow=(*parse_allow(os.environ.get(ALLOW_VARIABLE, "")), receiver_host),
     )
 
 
@@ -260,7 +266,7 @@ async def run_demo(
             max_workers=8,
             max_thread_workers=2,
             max_process_workers=1,
-            settings=demo_settings(provider, workdir, secret),
+            settings=demo_settings(provider, workdir, secret, parent.host),
         )
         await processor.start()
         try:

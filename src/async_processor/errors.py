@@ -15,7 +15,8 @@
     ├── NonRetryableError             raised by a processor to fail at once, without retries
     │   ├── InvalidInputError         a built-in processor's payload is wrong (bad audio, ...)
     │   ├── MissingExtraError         a built-in processor needs an optional extra installed
-    │   └── ProviderRequestError      a provider refused the request (4xx, malformed reply)
+    │   ├── ProviderRequestError      a provider refused the request (4xx, malformed reply)
+    │   └── EgressDeniedError         a built-in would connect to an internal address
     ├── ProviderError                 a provider failed for now (429, 5xx, timeout): retried
     └── WorkerCrashedError            the worker process running a task died
 
@@ -29,6 +30,7 @@ __all__ = [
     "DependencyCycleError",
     "DependencyNotFoundError",
     "DuplicateTaskError",
+    "EgressDeniedError",
     "InvalidArgumentError",
     "InvalidInputError",
     "InvalidTaskError",
@@ -113,6 +115,27 @@ class MissingExtraError(NonRetryableError):
 class ProviderRequestError(NonRetryableError):
     """A provider API refused the request or answered with something unusable; retrying the
     same request would not help."""
+
+
+class EgressDeniedError(NonRetryableError):
+    """A built-in processor was about to connect to an internal address (loopback, private,
+    link-local, CGNAT, unique-local, metadata, ...) that ``ASYNC_PROCESSOR_EGRESS_ALLOW``
+    does not allow; nothing was sent. ``address`` is None when the host name itself is
+    refused (a cloud metadata name)."""
+
+    def __init__(self, host: str, address: str | None, reason: str) -> None:
+        super().__init__(host, address, reason)  # the arguments, so that it pickles
+        self.host = host
+        self.address = address
+        self.reason = reason
+
+    def __str__(self) -> str:
+        where = self.host if self.address in (None, self.host) else f"{self.host} ({self.address})"
+        return (
+            f"refused to connect to {where}: {self.reason}; the built-in processors reach "
+            "internal addresses only when allowed: if this server is yours, add "
+            f"{self.host!r} to ASYNC_PROCESSOR_EGRESS_ALLOW (or Settings.egress_allow)"
+        )
 
 
 class ProviderError(AsyncProcessorError):

@@ -451,7 +451,8 @@ def configured(kind: str, server: LLMServer, **overrides: Any) -> Settings:
         "max_retries": 2,
     }
     options.update(overrides)
-    return Settings(llm=ProviderSettings(kind, **options))
+    # The local server is allowed explicitly: by default no internal address is reached.
+    return Settings(llm=ProviderSettings(kind, **options), egress_allow=("127.0.0.1",))
 
 
 PROVIDERS = ["openai", "anthropic"]

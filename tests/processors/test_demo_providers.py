@@ -21,6 +21,7 @@ async def test_demo_provider_openai_answers_through_the_configured_server(
     async with LLMServer(default=Reply("What a tall tower! Tell me about the top block.")) as fake:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", fake.openai_url)
+        monkeypatch.setenv("ASYNC_PROCESSOR_EGRESS_ALLOW", "127.0.0.1")  # the local LLM server
         monkeypatch.setenv("ASYNC_PROCESSOR_LLM_MODEL", "local-model")
         clips = [clip for clip in load_clips() if clip.name == "tower"]
         report = await run_demo("openai", clips=clips, out=lambda line: None)

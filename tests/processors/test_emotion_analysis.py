@@ -372,7 +372,9 @@ async def hume() -> AsyncIterator[tuple[FakeHume, str]]:
 
 
 def hume_settings(url: str, **options: Any) -> Settings:
-    return Settings(emotion=ProviderSettings("hume", url, "hume-key", **options))
+    return Settings(
+        emotion=ProviderSettings("hume", url, "hume-key", **options), egress_allow=("127.0.0.1",)
+    )
 
 
 async def analyse_in_thread(payload: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -442,7 +444,9 @@ async def test_hume_failures(
 
 async def test_hume_wrong_key_and_unreachable_server(hume: tuple[FakeHume, str]) -> None:
     _, url = hume
-    wrong = Settings(emotion=ProviderSettings("hume", url, "not-the-key"))
+    wrong = Settings(
+        emotion=ProviderSettings("hume", url, "not-the-key"), egress_allow=("127.0.0.1",)
+    )
     with pytest.raises(ProviderRequestError, match="401"):
         await analyse_in_thread({"text": "hi"}, wrong)
     with socket.socket() as probe:

@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from math import log
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, ProviderError, ProviderRequestError
+from ..errors import EgressDeniedError, InvalidInputError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
 from . import embeddings, extras, inputs, safety
+from .egress import EgressPolicy, denial_in, redact_url
 from .reply_bank import CLARIFY, EMOTION_OPENERS, INTENTS, REFLECT, YOUNG_AGE, Intent
 from .settings import ProviderSettings, Settings
 
@@ -176,7 +177,7 @@ async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     request = _parse(task)
     if settings.llm is None:
         return await asyncio.to_thread(_offline_result, request)
-    return await _provider_result(request, settings.llm)
+    return await _provider_result(request, settings.llm, EgressPolicy(settings.egress_allow))
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -634,13 +635,17 @@ def _stream_error(provider: str, exc: Exception) -> ProviderError | ProviderRequ
     body = getattr(exc, "body", None)
     error = body.get("error", body) if isinstance(body, Mapping) else None
     kind = str(error.get("type", "")) if isinstance(error, Mapping) else ""
-    message = f"{provider} reported an error mid-stream ({kind or 'unknown type'}): {exc}"
+    if not re.fullmatch(r"[A-Za-z_]{1,40}", kind):
+        kind = ""  # an error type is an identifier; anything else is body text, not shown
+    message = f"{provider} reported an error mid-stream ({kind or 'unknown type'})"
     if kind in _TRANSIENT_ERRORS:
         return ProviderError(message)
     return ProviderRequestError(message)
 
 
-async def _provider_result(request: _Request, config: ProviderSettings) -> dict[str, Any]:
+async def _provider_result(
+    request: _Request, config: ProviderSettings, policy: EgressPolicy
+) -> dict[str, Any]:
     if config.kind not in DEFAULT_MODELS:
         raise ProviderRequestError(
             f"AI_RESPONSE supports the openai and anthropic providers, not {config.kind!r}; "
@@ -654,25 +659,7 @@ async def _provider_result(request: _Request, config: ProviderSettings) -> dict[
         )
     model = config.model or DEFAULT_MODELS[config.kind]
     max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-    call = _openai_chat if config.kind == "openai" else _anthropic_messages
-    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
-    try:
-        reply = await call(sdk, config, model, _system_prompt(request), request, max_tokens)
-    except sdk.APIStatusError as exc:
-        if exc.status_code < 400:  # an error event inside a stream that began with 200
-            raise _stream_error(config.kind, exc) from exc
-        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
-        raise kind(f"{config.kind} answered HTTP {exc.status_code}: {exc.message}") from exc
-    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
-        raise ProviderError(
-            f"{config.kind} could not be reached at {config.base_url or 'its default URL'}: {exc}"
-        ) from exc
-    except sdk.APIError as exc:  # an error event inside the stream, without a status
-        raise _stream_error(config.kind, exc) from exc
-    except Exception as exc:  # a malformed stream: bad JSON, missing fields
-        raise ProviderRequestError(
-            f"{config.kind} sent a malformed response: {type(exc).__name__}: {exc}"
-        ) from exc
+    reply = await _call_provider(config, policy, request, model, max_tokens)
     if not reply.text.strip():
         raise ProviderRequestError(
             f"{config.kind} returned an empty reply (model {reply.model!r}); check that the "
@@ -699,6 +686,44 @@ async def _provider_result(request: _Request, config: ProviderSettings) -> dict[
     }
 
 
+async def _call_provider(
+    config: ProviderSettings, policy: EgressPolicy, request: _Request, model: str, max_tokens: int
+) -> _Streamed:
+    """The streamed reply, through an SDK whose connections obey the egress policy; its
+    failures as this library's errors, with a status code but never a response body."""
+    call = _openai_chat if config.kind == "openai" else _anthropic_messages
+    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
+    from . import egress_http  # httpx (or httpx2) comes with the SDKs
+
+    # The SDK closes this client with its own.
+    http_client = await egress_http.async_client(
+        policy, egress_http.http_family(sdk), timeout=config.timeout, follow_redirects=True
+    )
+    try:
+        return await call(
+            sdk, config, http_client, model, _system_prompt(request), request, max_tokens
+        )
+    except EgressDeniedError:
+        raise
+    except sdk.APIStatusError as exc:
+        if exc.status_code < 400:  # an error event inside a stream that began with 200
+            raise _stream_error(config.kind, exc) from exc
+        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
+        raise kind(f"{config.kind} answered HTTP {exc.status_code}") from exc
+    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
+        denied = denial_in(exc)
+        if denied is not None:
+            raise denied from exc
+        where = redact_url(config.base_url) if config.base_url else "its default URL"
+        raise ProviderError(f"{config.kind} could not be reached at {where}: {exc}") from exc
+    except sdk.APIError as exc:  # an error event inside the stream, without a status
+        raise _stream_error(config.kind, exc) from exc
+    except Exception as exc:  # a malformed stream: bad JSON, missing fields
+        raise ProviderRequestError(
+            f"{config.kind} sent a malformed response ({type(exc).__name__})"
+        ) from exc
+
+
 @dataclass
 class _Streamed:
     model: str
@@ -716,6 +741,7 @@ def _api_key(config: ProviderSettings) -> str | None:
 async def _openai_chat(
     sdk: Any,
     config: ProviderSettings,
+    http_client: Any,
     model: str,
     system: str,
     request: _Request,
@@ -726,6 +752,7 @@ async def _openai_chat(
         base_url=config.base_url,
         timeout=config.timeout,
         max_retries=config.max_retries,
+        http_client=http_client,
     )
     reply = _Streamed(model)
     parts: list[str] = []
@@ -758,6 +785,7 @@ async def _openai_chat(
 async def _anthropic_messages(
     sdk: Any,
     config: ProviderSettings,
+    http_client: Any,
     model: str,
     system: str,
     request: _Request,
@@ -768,6 +796,7 @@ async def _anthropic_messages(
         base_url=config.base_url,
         timeout=config.timeout,
         max_retries=config.max_retries,
+        http_client=http_client,
     )
     reply = _Streamed(model)
     parts: list[str] = []

@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..task import ProcessingTask
 from .audio_io import Audio, encode_wav, read_audio, resample
+from .egress import denial_in, redact_url
 from .extras import has_module, require
 from .inputs import get_input
 from .openai_clients import sync_client
@@ -95,7 +96,9 @@ def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     audio = resample(audio, SAMPLE_RATE)
     language = _language(task.payload.get("language"))
     if settings.speech_to_text is not None:
-        result = _transcribe_with_provider(settings.speech_to_text, audio, language)
+        result = _transcribe_with_provider(
+            settings.speech_to_text, audio, language, settings.egress_allow
+        )
     else:
         result = choose_engine(settings).transcribe(audio.samples, language)
     result["duration_s"] = round(audio.duration_s, 3)
@@ -386,7 +389,7 @@ class _Sphinx:
 
 
 def _transcribe_with_provider(
-    provider: ProviderSettings, audio: Audio, language: str | None
+    provider: ProviderSettings, audio: Audio, language: str | None, egress_allow: tuple[str, ...]
 ) -> dict[str, Any]:
     if provider.kind != "openai":
         raise ProviderRequestError(
@@ -394,23 +397,23 @@ def _transcribe_with_provider(
             "'openai' (any OpenAI-compatible /v1/audio/transcriptions server)"
         )
     openai = require("openai", "ai", "transcription through a provider API")
-    client = sync_client(provider, "transcription through a provider API")
+    client = sync_client(provider, "transcription through a provider API", egress_allow)
     model = provider.model or DEFAULT_PROVIDER_MODEL
     options: dict[str, Any] = {"language": language} if language is not None else {}
-    where = f"the speech-to-text provider at {client.base_url}"
+    where = f"the speech-to-text provider at {redact_url(str(client.base_url))}"
     wav = encode_wav(audio)
     try:
         response = client.audio.transcriptions.create(
             file=("audio.wav", wav, "audio/wav"), model=model, **options
         )
-    except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
-        raise ProviderError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
-    except openai.APIStatusError as exc:
+    except openai.APIConnectionError as exc:  # an SDK may wrap an EgressDeniedError
+        raise denial_in(exc) or ProviderError(f"{where} failed: {type(exc).__name__}") from exc
+    except (openai.RateLimitError, openai.InternalServerError) as exc:
+        raise ProviderError(f"{where} failed: {type(exc).__name__} ({exc.status_code})") from exc
+    except openai.APIStatusError as exc:  # the status only, never the body
         if exc.status_code == 408:
-            raise ProviderError(f"{where} timed out (408): {exc}") from exc
-        raise ProviderRequestError(
-            f"{where} refused the request ({exc.status_code}): {exc}"
-        ) from exc
+            raise ProviderError(f"{where} timed out (408)") from exc
+        raise ProviderRequestError(f"{where} refused the request ({exc.status_code})") from exc
     except (openai.OpenAIError, ValueError) as exc:
         raise ProviderRequestError(
             f"{where} sent an unusable reply: {type(exc).__name__}: {exc}"

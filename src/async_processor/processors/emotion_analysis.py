@@ -47,6 +47,7 @@ from ..errors import InvalidInputError, MissingExtraError, ProviderError, Provid
 from ..task import ProcessingTask
 from . import embeddings, prosody
 from .audio_io import read_audio
+from .egress import EgressPolicy, redact_url
 from .extras import has_module, require
 from .inputs import get_input, optional_text
 from .settings import ProviderSettings, Settings
@@ -420,7 +421,7 @@ def analyse_text(text: str, settings: Settings) -> TextScores:
         MissingExtraError: neither the embedding model nor vaderSentiment is installed.
     """
     if settings.emotion is not None:
-        return _hume_text(settings.emotion, text)
+        return _hume_text(settings.emotion, text, settings.egress_allow)
     if embeddings.model_available():
         return minilm_scores(text)
     if has_module("vaderSentiment"):
@@ -513,7 +514,7 @@ HUME_RETRY_AFTER_CAP_S = 5.0
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
-def _hume_text(provider: ProviderSettings, text: str) -> TextScores:
+def _hume_text(provider: ProviderSettings, text: str, egress_allow: tuple[str, ...]) -> TextScores:
     """Hume's batch language model: start a job, poll it, map its predictions."""
     if provider.kind != "hume":
         raise ProviderRequestError(
@@ -524,7 +525,7 @@ def _hume_text(provider: ProviderSettings, text: str) -> TextScores:
             "Settings.emotion (Hume) has no api_key; set HUME_API_KEY or leave Settings.emotion "
             "unset for the offline engine"
         )
-    with _hume_client(provider) as client:
+    with _hume_client(provider, egress_allow) as client:
         return TextScores(hume_scores(_hume_job(client, provider, text)), "hume")
 
 
@@ -600,10 +601,14 @@ def hume_scores(predictions: Any) -> dict[str, float]:
     return _normalise(totals)
 
 
-def _hume_client(provider: ProviderSettings) -> Any:
-    """A client for one job (closed after it, so no connection outlives the task)."""
-    httpx = require("httpx", "ai", "the Hume emotion provider")
-    return httpx.Client(
+def _hume_client(provider: ProviderSettings, egress_allow: tuple[str, ...]) -> Any:
+    """A client for one job (closed after it, so no connection outlives the task) that
+    connects only where the egress policy lets it."""
+    require("httpx", "ai", "the Hume emotion provider")
+    from . import egress_http
+
+    return egress_http.sync_client(
+        EgressPolicy(egress_allow),
         base_url=provider.base_url or "https://api.hume.ai",
         headers={"X-Hume-Api-Key": provider.api_key or "", "Accept": "application/json"},
         timeout=provider.timeout,
@@ -624,7 +629,7 @@ def _hume_call(
         ProviderRequestError: another 4xx, or a reply that is not JSON.
     """
     httpx = require("httpx", "ai", "the Hume emotion provider")
-    where = f"Hume at {client.base_url}"
+    where = f"Hume at {redact_url(str(client.base_url))}"
     attempt = 0
     while True:
         retry_after = None
@@ -640,13 +645,11 @@ def _hume_call(
                     return response.json()
                 except ValueError as exc:
                     raise ProviderRequestError(
-                        f"{where} sent a reply that is not JSON on {method} {path}: "
-                        f"{response.text[:200]!r}"
+                        f"{where} sent a reply that is not JSON on {method} {path}"
                     ) from exc
             if response.status_code not in _RETRYABLE_STATUS:
-                raise ProviderRequestError(
-                    f"{where} refused {method} {path} ({response.status_code}): "
-                    f"{response.text[:200]}"
+                raise ProviderRequestError(  # the status only, never the body
+                    f"{where} refused {method} {path} ({response.status_code})"
                 )
             failure = f"{where} answered {response.status_code} on {method} {path}"
             retry_after = _retry_after(response.headers.get("retry-after"))

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
+from .egress import denial_in, redact_url
 from .extras import require
 from .inputs import optional_text
 from .openai_clients import sync_client
@@ -119,7 +120,7 @@ def _generate_with_provider(
     provider: ProviderSettings, prompt: str, size: str, settings: Settings
 ) -> dict[str, Any]:
     openai = require("openai", "ai", "image generation through an images API")
-    client = sync_client(provider, "image generation through an images API")
+    client = sync_client(provider, "image generation through an images API", settings.egress_allow)
     options: dict[str, Any] = {
         "prompt": prompt,
         "size": size,
@@ -128,17 +129,18 @@ def _generate_with_provider(
     }
     if provider.model:
         options["model"] = provider.model
-    where = provider.base_url or "the OpenAI API"
+    where = redact_url(provider.base_url) if provider.base_url else "the OpenAI API"
     try:
         response = client.images.generate(**options)
     except openai.APITimeoutError as exc:
         raise ProviderError(
             f"the images provider at {where} did not answer within {provider.timeout:g} s"
         ) from exc
-    except openai.APIConnectionError as exc:
-        raise ProviderError(f"cannot reach the images provider at {where}: {exc}") from exc
-    except openai.APIStatusError as exc:
-        message = f"the images provider answered HTTP {exc.status_code}: {exc.message}"
+    except openai.APIConnectionError as exc:  # an SDK may wrap an EgressDeniedError
+        failure = ProviderError(f"cannot reach the images provider at {where}: {exc}")
+        raise denial_in(exc) or failure from exc
+    except openai.APIStatusError as exc:  # the status only, never the body
+        message = f"the images provider answered HTTP {exc.status_code}"
         if exc.status_code in (408, 409, 429) or exc.status_code >= 500:
             raise ProviderError(message) from exc
         raise ProviderRequestError(message) from exc

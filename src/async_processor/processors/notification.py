@@ -24,11 +24,19 @@ the dependencies is sent: an AI reply's ``response``, else a transcription's ``t
   ``max_retries`` times. The gateway's ``message_id`` (or ``id``) in a JSON reply becomes
   ``message_id``.
 
+Every channel connects only to public addresses unless :attr:`Settings.egress_allow` (env
+``ASYNC_PROCESSOR_EGRESS_ALLOW``) allows the host: a webhook, gateway or SMTP server that
+resolves to a loopback, private, link-local, CGNAT, unique-local or metadata address fails
+with :class:`~async_processor.EgressDeniedError` before anything is sent (see
+:mod:`.egress`). Errors and results never show URL credentials or query values, nor the body
+of a refusal: only its status code.
+
 ``message_id`` is derived from the task id, so a retried task sends the same id (the
 ``Idempotency-Key`` header on HTTP channels) and a receiver can drop the duplicate.
 
 Result: ``delivered`` (True: the server or endpoint accepted it), ``channel``, ``message_id``,
-and beyond the contract ``recipients`` (those accepted); email also ``refused`` (address ->
+and beyond the contract ``recipients`` (those accepted; a webhook URL with its credentials and
+query values redacted); email also ``refused`` (address ->
 the server's reply, for recipients refused while others were accepted) and ``response``;
 HTTP channels also ``status_code``, and sms/push ``attempts``.
 
@@ -50,7 +58,6 @@ import hashlib
 import hmac
 import json
 import re
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +69,7 @@ from urllib.parse import urlsplit
 from ..errors import InvalidInputError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
 from . import extras, inputs
+from .egress import EgressPolicy, open_socket, redact_url, redacted_netloc
 from .settings import ProviderSettings, Settings
 
 __all__ = [
@@ -89,17 +97,6 @@ _MAX_RETRY_AFTER = 10.0
 _PHONE_NOISE = re.compile(r"[\s().\-]")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _USER_AGENT = "async-processor-notify"
-
-
-_tls: list[ssl.SSLContext] = []
-
-
-async def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process, built in a worker thread (about 15 ms; httpx would build
-    one per client): the system trust store, which honours SSL_CERT_FILE and SSL_CERT_DIR."""
-    if not _tls:
-        _tls.append(await asyncio.to_thread(ssl.create_default_context))
-    return _tls[0]
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -252,11 +249,16 @@ async def _send_email(request: _Request, settings: Settings) -> dict[str, Any]:
     message["Message-ID"] = message_id
     message.set_content(request.body)
     where = f"the SMTP server {smtp.host}:{smtp.port}"
+    policy = EgressPolicy(settings.egress_allow)
+    try:
+        sock = await open_socket(policy, smtp.host, smtp.port, smtp.timeout)
+    except (OSError, TimeoutError) as exc:
+        raise ProviderError(f"cannot deliver to {where}: {exc or type(exc).__name__}") from exc
     try:
         refused, response = await aiosmtplib.send(
             message,
-            hostname=smtp.host,
-            port=smtp.port,
+            hostname=smtp.host,  # the TLS server name; the socket is connected to a checked address
+            sock=sock,
             username=smtp.username,
             password=smtp.password,
             use_tls=smtp.use_tls,
@@ -281,6 +283,8 @@ async def _send_email(request: _Request, settings: Settings) -> dict[str, Any]:
         raise ProviderRequestError(f"{where}: {exc}") from exc
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise ProviderError(f"cannot deliver to {where}: {exc or type(exc).__name__}") from exc
+    finally:
+        sock.close()
     return {
         "delivered": True,
         "channel": "email",
@@ -295,10 +299,11 @@ async def _send_email(request: _Request, settings: Settings) -> dict[str, Any]:
 
 
 def _http_failure(what: str, response: Any) -> Exception:
+    """The error for a non-2xx answer: its status code, never its body (which may hold
+    whatever an internal server or an attacker's endpoint chose to show)."""
     status = response.status_code
-    detail = response.text[:300].strip()
     if status == 429 or status >= 500:
-        return ProviderError(f"{what} answered {status} {detail}".rstrip())
+        return ProviderError(f"{what} answered {status}")
     if 300 <= status < 400:
         return ProviderRequestError(
             f"{what} answered {status}, a redirect to {response.headers.get('location')!r}; "
@@ -307,7 +312,7 @@ def _http_failure(what: str, response: Any) -> Exception:
     hint = ""
     if status in (401, 403):
         hint = " (check the secret or token it expects)"
-    return ProviderRequestError(f"{what} refused the notification: {status} {detail}{hint}")
+    return ProviderRequestError(f"{what} refused the notification: {status}{hint}")
 
 
 def _transport_failure(what: str, exc: Exception, httpx: Any, timeout: float) -> Exception:
@@ -342,12 +347,11 @@ async def _send_webhook(request: _Request, settings: Settings) -> dict[str, Any]
         "X-Signature-256": signature(settings.webhook_secret, timestamp, body),
         "Idempotency-Key": request.message_id,
     }
-    what = f"the webhook {urlsplit(url).netloc}"
+    what = f"the webhook {redacted_netloc(url)}"
     timeout = WEBHOOK_TIMEOUT
+    client = await _http_client(settings, timeout)
     try:
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, verify=await _tls_context()
-        ) as client:
+        async with client:
             response = await client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
         raise _transport_failure(what, exc, httpx, timeout) from exc
@@ -357,7 +361,7 @@ async def _send_webhook(request: _Request, settings: Settings) -> dict[str, Any]
         "delivered": True,
         "channel": "webhook",
         "message_id": request.message_id,
-        "recipients": [url],
+        "recipients": [redact_url(url)],
         "status_code": response.status_code,
     }
 
@@ -393,10 +397,9 @@ async def _send_gateway(request: _Request, settings: Settings) -> dict[str, Any]
     headers = {"User-Agent": _USER_AGENT, "Idempotency-Key": request.message_id}
     if config.api_key:
         headers["Authorization"] = f"Bearer {config.api_key}"
-    what = f"the {request.channel} gateway {urlsplit(config.base_url).netloc}"
-    response, attempts = await _post_with_retries(
-        httpx, config, config.base_url, document, headers, what
-    )
+    what = f"the {request.channel} gateway {redacted_netloc(config.base_url)}"
+    client = await _http_client(settings, config.timeout)
+    response, attempts = await _post_with_retries(httpx, client, config, document, headers, what)
     message_id = request.message_id
     try:
         reply = response.json()
@@ -416,23 +419,31 @@ async def _send_gateway(request: _Request, settings: Settings) -> dict[str, Any]
     }
 
 
+async def _http_client(settings: Settings, timeout: float) -> Any:
+    """An httpx client that reaches only what the egress policy allows (no redirects)."""
+    from . import egress_http  # needs httpx, which the caller has checked is installed
+
+    return await egress_http.async_client(
+        EgressPolicy(settings.egress_allow), timeout=timeout, follow_redirects=False
+    )
+
+
 async def _post_with_retries(
     httpx: Any,
+    client: Any,
     config: ProviderSettings,
-    url: str,
     document: dict[str, Any],
     headers: dict[str, str],
     what: str,
 ) -> tuple[Any, int]:
-    """POST, retrying 429, 5xx and lost connections ``config.max_retries`` times."""
-    async with httpx.AsyncClient(
-        timeout=config.timeout, follow_redirects=False, verify=await _tls_context()
-    ) as client:
+    """POST to ``config.base_url``, retrying 429, 5xx and lost connections
+    ``config.max_retries`` times."""
+    async with client:
         for attempt in range(config.max_retries + 1):
             failure: Exception
             wait = min(0.25 * 2**attempt, 4.0)
             try:
-                response = await client.post(url, json=document, headers=headers)
+                response = await client.post(config.base_url, json=document, headers=headers)
             except httpx.HTTPError as exc:
                 failure = _transport_failure(what, exc, httpx, config.timeout)
                 if not isinstance(failure, ProviderError):

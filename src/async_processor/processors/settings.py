@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ..errors import InvalidArgumentError
+from .egress import ALLOW_VARIABLE, parse_allow
 
 __all__ = ["ProviderSettings", "Settings", "SmtpSettings", "default_database_path"]
 
@@ -128,6 +129,10 @@ class Settings:
             ``_PUSH_TOKEN``.
         max_audio_seconds: longer clips are refused rather than tying up a worker.
         max_image_pixels: larger images (decompression bombs) are refused.
+        egress_allow: internal hosts (exact names) and networks (CIDRs) that webhooks,
+            gateways, SMTP and providers may connect to; empty by default, so only public
+            addresses are reached (see :mod:`async_processor.processors.egress`). A
+            comma-separated string is accepted. Env: ``ASYNC_PROCESSOR_EGRESS_ALLOW``.
     """
 
     llm: ProviderSettings | None = None
@@ -145,8 +150,10 @@ class Settings:
     push: ProviderSettings | None = None
     max_audio_seconds: float = 120.0
     max_image_pixels: int = 40_000_000
+    egress_allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "egress_allow", parse_allow(self.egress_allow))
         if self.transcription_engine not in ("auto", "whisper", "pocketsphinx"):
             raise InvalidArgumentError(
                 "transcription_engine must be 'auto', 'whisper' or 'pocketsphinx', got "
@@ -210,6 +217,7 @@ class Settings:
             webhook_secret=env.get("ASYNC_PROCESSOR_WEBHOOK_SECRET") or None,
             sms=_http_from_env(env, "SMS"),
             push=_http_from_env(env, "PUSH"),
+            egress_allow=parse_allow(env.get(ALLOW_VARIABLE, "")),
         )
 
 
