@@ -338,12 +338,15 @@ async def speech_server() -> AsyncIterator[SpeechServer]:
     await runner.cleanup()
 
 
-def provider_settings(url: str, **options: Any) -> Settings:
-    """Settings that send speech to ``url``: the one place a test names a provider URL."""
+def provider_settings(
+    url: str, allow: tuple[str, ...] = ("127.0.0.1",), **options: Any
+) -> Settings:
+    """Settings that send speech to ``url``: the one place a test names a provider URL, and
+    the egress allowance the local server on 127.0.0.1 needs."""
     provider = ProviderSettings(
         "openai", base_url=url, api_key="sk-test", model="tts-test", **options
     )
-    return Settings(speech=provider)
+    return Settings(speech=provider, egress_allow=allow)
 
 
 async def test_provider_gets_one_request_per_sentence(speech_server: SpeechServer) -> None:
@@ -377,7 +380,7 @@ async def test_the_first_sentence_is_ready_before_the_next_is_asked_for(
 @pytest.mark.parametrize(
     ("script", "error"),
     [
-        (["500", "500"], "ProviderError: .*InternalServerError"),
+        (["500", "500"], r"ProviderError: .*InternalServerError \(500\)"),
         (["400"], r"ProviderRequestError: .*refused the request \(400\)"),
         (["not audio"], "ProviderRequestError: .*sent audio that is not usable"),
     ],
@@ -399,3 +402,14 @@ async def test_a_429_is_retried_by_the_sdk(speech_server: SpeechServer) -> None:
         speak, {"text": "Hello."}, provider_settings(speech_server.url)
     )
     assert result["engine"] == "openai" and len(speech_server.requests) == 2
+
+
+async def test_the_provider_is_refused_without_an_egress_allowance(
+    speech_server: SpeechServer,
+) -> None:
+    settings = provider_settings(speech_server.url, allow=())
+    async with running(settings) as processor:
+        result = await run(processor, {"text": "Hello."})
+    assert result.status is TaskStatus.FAILED
+    assert result.error is not None and result.error.startswith("EgressDeniedError: ")
+    assert speech_server.requests == []

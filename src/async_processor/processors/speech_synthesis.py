@@ -38,6 +38,7 @@ from ..errors import InvalidInputError, MissingExtraError, ProviderError, Provid
 from ..task import ProcessingTask
 from .audio_io import Audio, check_sample_rate, encode_wav, read_audio, resample
 from .audio_transcription import file_sha256
+from .egress import denial_in, redact_url
 from .extras import require
 from .inputs import from_dependencies
 from .openai_clients import sync_client
@@ -291,7 +292,7 @@ def _check_request(request: SpeechRequest) -> None:
 
 def _engine(settings: Settings) -> _Engine:
     if settings.speech is not None:
-        return _ProviderSpeech(settings.speech)
+        return _ProviderSpeech(settings.speech, settings.egress_allow)
     return _bundled_voice()
 
 
@@ -374,6 +375,7 @@ class _Piper:
 @dataclass
 class _ProviderSpeech:
     provider: ProviderSettings
+    egress_allow: tuple[str, ...]
     name: str = "openai"
 
     @property
@@ -389,9 +391,10 @@ class _ProviderSpeech:
                 f"speech provider kind {self.provider.kind!r} cannot synthesise speech; use "
                 "kind 'openai' (any OpenAI-compatible /v1/audio/speech server)"
             )
-        openai = require("openai", "ai", "speech synthesis through a provider API")
-        client = sync_client(self.provider, "speech synthesis through a provider API")
-        where = f"the speech provider at {client.base_url}"
+        purpose = "speech synthesis through a provider API"
+        openai = require("openai", "ai", purpose)
+        client = sync_client(self.provider, purpose, self.egress_allow)
+        where = f"the speech provider at {redact_url(str(client.base_url))}"
         try:
             response = client.audio.speech.create(
                 model=self.model,
@@ -401,18 +404,16 @@ class _ProviderSpeech:
                 speed=request.speed,
             )
             wav = response.read()
-        except (
-            openai.APIConnectionError,
-            openai.RateLimitError,
-            openai.InternalServerError,
-        ) as exc:
-            raise ProviderError(f"{where} failed: {type(exc).__name__}: {exc}") from exc
-        except openai.APIStatusError as exc:
-            if exc.status_code == 408:
-                raise ProviderError(f"{where} timed out (408): {exc}") from exc
-            raise ProviderRequestError(
-                f"{where} refused the request ({exc.status_code}): {exc}"
+        except openai.APIConnectionError as exc:  # an SDK may wrap an EgressDeniedError
+            raise denial_in(exc) or ProviderError(f"{where} failed: {type(exc).__name__}") from exc
+        except (openai.RateLimitError, openai.InternalServerError) as exc:
+            raise ProviderError(
+                f"{where} failed: {type(exc).__name__} ({exc.status_code})"
             ) from exc
+        except openai.APIStatusError as exc:  # the status only, never the body
+            if exc.status_code == 408:
+                raise ProviderError(f"{where} timed out (408)") from exc
+            raise ProviderRequestError(f"{where} refused the request ({exc.status_code})") from exc
         try:
             return read_audio(wav)
         except InvalidInputError as exc:
