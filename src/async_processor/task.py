@@ -31,6 +31,8 @@ class ProcessingType(str, Enum):
     DATA_ANALYTICS = "data_analytics"
     DATABASE_OPERATION = "database_operation"
     NOTIFICATION = "notification"
+    #: Beyond the guide: the bear's voice (text to WAV).
+    SPEECH_SYNTHESIS = "speech_synthesis"
     CUSTOM = "custom"
 
 

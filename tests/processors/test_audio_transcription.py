@@ -507,6 +507,7 @@ async def test_provider_receives_the_wav_and_the_model(server: FakeTranscription
         "engine": "openai",
         "model": "whisper-large-v3",
         "segments": [],
+        **stt.NO_CONFIDENCE,
     }
     (request,) = server.requests
     assert request["model"] == "whisper-large-v3" and request["language"] == "en"
@@ -598,3 +599,89 @@ async def test_a_cpu_intensive_task_transcribes_in_a_worker_process() -> None:
         await processor.shutdown()
     assert result.status is TaskStatus.COMPLETED, result.error
     assert words(result.result["text"]) == words(CLIPS["sky"]["text"])
+
+
+# --- the decoder's confidence: a low-confidence flag, and no invented text ------------------
+
+
+def test_clear_speech_comes_with_its_confidence() -> None:
+    needs_whisper()
+    task = create_task(ProcessingType.AUDIO_TRANSCRIPTION, {"audio_data": clip_bytes("sky")})
+    result = stt.process(task, WHISPER)
+    assert words(result["text"]) == words(CLIPS["sky"]["text"])
+    assert result["low_confidence"] is False and result["low_confidence_reason"] is None
+    assert stt.DECODING.min_avg_logprob is not None
+    assert stt.DECODING.min_avg_logprob < result["avg_logprob"] < 0
+    assert 0 <= result["no_speech_prob"] < 0.5
+
+
+def babble_of_every_clip() -> bytes:
+    """All six shipped clips at once, each at the same level and a little apart: six
+    children talking together, none of them to the bear."""
+    voices = []
+    for name in CLIPS:
+        samples = clip_samples(name)[0].astype(np.float64)
+        voices.append(samples / np.sqrt(np.mean(samples**2)))
+    length = max(len(voice) for voice in voices)
+    total = sum(np.resize(np.roll(v, 3000 * i), length) for i, v in enumerate(voices))
+    scaled = 0.1 * total / np.sqrt(np.mean(total**2)) * 32767
+    return wav(scaled.astype(np.int16), 16_000)
+
+
+def test_babble_is_refused_instead_of_invented() -> None:
+    needs_whisper()
+    task = create_task(ProcessingType.AUDIO_TRANSCRIPTION, {"audio_data": babble_of_every_clip()})
+    result = stt.process(task, WHISPER)
+    # Without the check Whisper returns "I don't know. I don't know. ... I love it." here.
+    assert result["text"] == "" and result["segments"] == []
+    assert result["low_confidence"] is True
+    assert result["no_speech_prob"] > 0.5
+    assert "no-speech probability" in result["low_confidence_reason"]
+
+
+@pytest.mark.parametrize(
+    ("decoding", "reason"),
+    [
+        (stt.Decoding(min_avg_logprob=-0.01), "mean token log-probability"),
+        (stt.Decoding(max_no_speech_prob=0.0), "no-speech probability"),
+    ],
+)
+def test_a_stricter_check_refuses_even_clear_speech(decoding: stt.Decoding, reason: str) -> None:
+    needs_whisper()
+    engine: Any = stt.choose_engine(WHISPER)
+    samples, _ = clip_samples("tower")
+    result = engine.transcribe(samples.astype(np.float32) / 32768, "en", decoding)
+    assert (result["text"], result["segments"], result["low_confidence"]) == ("", [], True)
+    assert reason in result["low_confidence_reason"]
+
+
+@dataclass
+class Segment:
+    """The fields of a faster-whisper segment that the confidence reads."""
+
+    tokens: list[int]
+    avg_logprob: float
+    no_speech_prob: float
+
+
+def test_confidence_is_token_weighted_and_never_refuses_without_thresholds() -> None:
+    segments = [Segment([1] * 3, -0.2, 0.1), Segment([1], -1.0, 0.6)]
+    checked = stt._confidence(segments, stt.Decoding())
+    assert checked == {
+        "low_confidence": False,
+        "avg_logprob": pytest.approx((3 * -0.2 - 1.0) / 4),
+        "no_speech_prob": 0.6,
+        "low_confidence_reason": None,
+    }
+    assert stt._confidence([], stt.DECODING) == stt.NO_CONFIDENCE
+    refused = stt._confidence(segments, stt.DECODING)
+    assert (
+        refused["low_confidence"] is True and "0.60 is over 0.5" in refused["low_confidence_reason"]
+    )
+
+
+def test_engines_without_confidence_never_refuse() -> None:
+    pytest.importorskip("pocketsphinx")
+    task = create_task(ProcessingType.AUDIO_TRANSCRIPTION, {"audio_data": clip_bytes("sky")})
+    result = stt.process(task, SPHINX)
+    assert {key: result[key] for key in stt.NO_CONFIDENCE} == stt.NO_CONFIDENCE

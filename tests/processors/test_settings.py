@@ -103,3 +103,18 @@ def test_bad_limits(kwargs: dict[str, object], message: str) -> None:
 def test_smtps_url_defaults_to_tls_port() -> None:
     smtp = SmtpSettings.from_url("smtps://mail.local")
     assert (smtp.port, smtp.use_tls, smtp.username) == (465, True, None)
+
+
+def test_environment_chooses_the_speech_engine() -> None:
+    assert Settings.from_env({"ASYNC_PROCESSOR_TTS": "piper"}).speech is None
+    settings = Settings.from_env(
+        {
+            "ASYNC_PROCESSOR_TTS": "openai",
+            "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",
+            "OPENAI_API_KEY": "o",
+            "ASYNC_PROCESSOR_TTS_MODEL": "tts-1-hd",
+        }
+    )
+    assert settings.speech == ProviderSettings("openai", "http://127.0.0.1:9/v1", "o", "tts-1-hd")
+    with pytest.raises(InvalidArgumentError, match="ASYNC_PROCESSOR_TTS must be piper or openai"):
+        Settings.from_env({"ASYNC_PROCESSOR_TTS": "espeak"})

