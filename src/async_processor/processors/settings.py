@@ -128,6 +128,7 @@ DEFAULT_TIMEOUTS = {
     "emotion_analysis": 120.0,
     "image_generation": 120.0,
     "image_processing": 60.0,
+    "speech_synthesis": 120.0,
 }
 
 
