@@ -42,7 +42,7 @@ DATA_DIRECTORY = Path(__file__).parent / "data" / "emotion"
 TRAIN_PATH = DATA_DIRECTORY / "train.jsonl"
 WEIGHTS_PATH = DATA_DIRECTORY / "weights.npz"
 #: sha256 of the shipped ``weights.npz``; ``tools/train_emotion.py`` prints the new one.
-WEIGHTS_SHA256 = "236197f0f14a3b6ec6678b155d5c95dc564072eba94a66ddc5a1fff4b5a165cf"
+WEIGHTS_SHA256 = "763fa449f75f0a4fdff3a1ecb591d9a76afddb85eb120e1a601e12f05e5857a4"
 #: Candidate L2 strengths; cross-validation picks one.
 L2_GRID = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
 #: Candidate softmax temperatures; the lowest out-of-fold log-loss wins.
