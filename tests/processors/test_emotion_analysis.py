@@ -27,7 +27,7 @@ from async_processor import (
     create_task,
 )
 from async_processor.errors import ProviderError, ProviderRequestError
-from async_processor.processors import ProviderSettings, embeddings
+from async_processor.processors import ProviderSettings, embeddings, emotion_classifier
 from async_processor.processors import emotion_analysis as ea
 
 pytest.importorskip("numpy")
@@ -38,6 +38,8 @@ pytest.importorskip("httpx")
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "emotion"
 LABELLED = [json.loads(line) for line in (DATA / "labelled.jsonl").read_text().splitlines()]
+#: Accuracy floor of the trained classifier on labelled.jsonl (measured: see the test).
+FLOOR = 0.85  # measured 0.896 (43/48)
 needs_model = pytest.mark.skipif(
     not embeddings.model_available(),
     reason="the MiniLM wheel is not installed (requirements/models.txt)",
@@ -65,20 +67,19 @@ def accuracy(engine: Callable[[str], ea.TextScores]) -> tuple[float, list[str]]:
 # ------------------------------------------------------------------------ the text engines
 
 
-def test_the_labelled_set_is_big_balanced_and_apart_from_the_examples() -> None:
+def test_the_labelled_set_is_big_balanced_and_apart_from_the_training_set() -> None:
     assert len(LABELLED) >= 40
     labels = [row["label"] for row in LABELLED]
     assert {label: labels.count(label) for label in ea.LABELS} == dict.fromkeys(ea.LABELS, 8)
-    examples = {text.lower() for texts in ea.EXAMPLES.values() for text in texts}
-    assert not examples & {row["text"].lower() for row in LABELLED}
-    assert set(ea.EXAMPLES) == set(ea.LABELS)
+    training = {example.text.lower() for example in emotion_classifier.read_examples()}
+    assert not training & {row["text"].lower() for row in LABELLED}
 
 
 @needs_model
-def test_minilm_centroid_accuracy() -> None:
+def test_minilm_softmax_accuracy() -> None:
     value, misses = accuracy(ea.minilm_scores)
-    print(f"minilm-centroid accuracy {value:.3f} on {len(LABELLED)}; misses: {misses}")
-    assert value >= 0.79, misses  # measured 0.854 (41/48)
+    print(f"minilm-softmax accuracy {value:.3f} on {len(LABELLED)}; misses: {misses}")
+    assert value >= FLOOR, misses
 
 
 def test_vader_keywords_accuracy() -> None:

