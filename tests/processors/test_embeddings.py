@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -128,11 +127,3 @@ def test_missing_model_wheel_says_how_to_install_it(monkeypatch: pytest.MonkeyPa
     assert not embeddings.model_available()
     with pytest.raises(MissingExtraError, match=r"requirements/models\.txt"):
         embeddings.model_directory()
-
-
-def test_speed() -> None:
-    embeddings.encode(SENTENCES)  # loaded
-    started = time.perf_counter()
-    embeddings.encode(SENTENCES * 10)
-    per_sentence = (time.perf_counter() - started) / 60
-    assert per_sentence < 0.05, f"{per_sentence * 1000:.1f} ms per sentence"
