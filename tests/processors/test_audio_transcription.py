@@ -307,13 +307,10 @@ async def test_bad_input_fails_clearly_and_the_processor_goes_on(
 ) -> None:
     for name, (make, message) in BAD_INPUTS.items():
         payload = make()
-        started = time.perf_counter()
         result = await run(whisper_processor, payload)
-        elapsed = time.perf_counter() - started
         assert result.status is TaskStatus.FAILED, name
         assert result.error is not None and result.error.startswith("InvalidInputError: "), name
         assert re.search(message, result.error), (name, result.error)
-        assert elapsed < 5, (name, elapsed)  # refused before any transcription work
     good = await run(whisper_processor, {"audio_data": clip_bytes("sky")})
     assert good.status is TaskStatus.COMPLETED, good.error
     assert words(good.result["text"]) == words(CLIPS["sky"]["text"])
