@@ -31,22 +31,22 @@ Result: ``response``, ``model``, ``provider`` (``offline``, ``openai`` or ``anth
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import os
 import re
 import string
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import log
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, ProviderError, ProviderRequestError
+from ..errors import InvalidInputError
 from ..task import ProcessingTask
-from . import embeddings, extras, inputs, safety
+from . import embeddings, extras, inputs, risk_replies, safeguarding, safety
+from .llm_replies import DEFAULT_MODELS, ChatRequest, provider_reply, system_prompt
 from .reply_bank import CLARIFY, EMOTION_OPENERS, INTENTS, REFLECT, YOUNG_AGE, Intent
-from .settings import ProviderSettings, Settings
+from .safeguarding_alerts import AlertContext, raise_alert
+from .settings import Settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,8 +69,6 @@ EMBEDDING_THRESHOLD = 0.33
 NEAREST = 3
 #: Share of the child's (idf-weighted) content words an intent must cover without embeddings.
 KEYWORD_THRESHOLD = 0.3
-#: The model used when ``ProviderSettings.model`` is not set.
-DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 #: ``prompt_template`` may name one of these instead of spelling out a template.
 NAMED_TEMPLATES = {
     "child_interaction": 'The child said: "{text}"',
@@ -135,6 +133,8 @@ _SWAPS = {
     "you're": "I'm",
 }
 _FALLBACK = "fallback"
+_UNSURE = "unsure"
+_QUESTION = "question"
 _ADDRESS = re.compile(r"\b(?:teddy bear|teddy|mr\.? bear)\b", re.IGNORECASE)
 
 
@@ -151,6 +151,9 @@ class _Request:
     session: str
     max_tokens: int | None
     requested_model: str | None
+    task_id: str
+    session_id: str | None
+    turn: Any
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,7 @@ class OfflineReply:
     similarity: float
     engine: str
     input_flags: tuple[str, ...]
+    assessment: safeguarding.Assessment | None = None
 
 
 async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
@@ -174,9 +178,43 @@ async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
         MissingExtraError: the ``nlp`` or ``ai`` extra is not installed.
     """
     request = _parse(task)
-    if settings.llm is None:
-        return await asyncio.to_thread(_offline_result, request)
-    return await _provider_result(request, settings.llm)
+    child = await asyncio.to_thread(safeguarding.assess_child, request.input_text)
+    if settings.llm is None or not child.safe:  # a risk never goes to the model
+        result = await asyncio.to_thread(_offline_result, request, child)
+    else:
+        result = await _provider_result(request, settings)
+    result.update(
+        input_text=request.input_text,
+        emotion=request.emotion,
+        child_age=request.child_age,
+        requested_model=request.requested_model,
+    )
+    context = AlertContext(
+        request.task_id,
+        request.session_id,
+        request.turn,
+        request.child_age,
+        request.input_text,
+        result["response"],
+    )
+    result["safeguarding"] = {
+        "assessment": child.to_dict(),
+        "reply_assessment": result.pop("reply_assessment", None),
+        "alert": await raise_alert(child, context, settings),
+    }
+    return result
+
+
+async def _provider_result(request: _Request, settings: Settings) -> dict[str, Any]:
+    chat = ChatRequest(
+        system=system_prompt(request.child_age, request.emotion, request.instruction),
+        user_message=request.user_message,
+        child_message=request.input_text,
+        child_age=request.child_age,
+        emotion=request.emotion,
+        max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+    )
+    return await provider_reply(chat, settings)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -235,6 +273,9 @@ def _parse(task: ProcessingTask) -> _Request:
         session=f"{session}|{context.get('turn', '')}",
         max_tokens=_max_tokens(payload.get("max_tokens")),
         requested_model=_optional_str(payload, "model"),
+        task_id=task.id,
+        session_id=str(session) if session not in (None, "") else None,
+        turn=context.get("turn"),
     )
 
 
@@ -355,41 +396,60 @@ def offline_reply(
     session: str = "",
     max_tokens: int | None = None,
     use_embeddings: bool | None = None,
+    assessment: safeguarding.Assessment | None = None,
 ) -> OfflineReply:
-    """The retrieval responder's reply to ``text`` (before the safety check).
+    """The offline reply to ``text`` (before the safety check).
+
+    The child's words are assessed first (``assessment``, or :func:`.safeguarding.assess_child`):
+    a risk is answered by its category's reply from :mod:`.risk_replies` (intent
+    ``safeguarding:<category>``, engine ``safeguarding``), an uncertain assessment by a safe,
+    simple ``unsure`` reply. Only then is the reply bank searched; a question it cannot answer
+    gets a ``question`` reply, and only safe statements are echoed back.
 
     ``use_embeddings`` None uses the embedding model when it is installed; False forces the
-    keyword matcher. CPU-bound (one sentence embedding): call it from a worker thread.
+    keyword matcher. CPU-bound (sentence embeddings): call it from a worker thread.
     """
+    if assessment is None:
+        assessment = safeguarding.assess_child(text)
+    seed = _seed(session, text)
+    flags = tuple(dict.fromkeys(risk.category.value for risk in assessment.risks))
+    top = assessment.top
+    if top is not None:  # vetted words, never cut short
+        reply = risk_replies.risk_reply(top.category, child_age, seed)
+        name = f"safeguarding:{top.category.value}"
+        return OfflineReply(reply, name, top.confidence, "safeguarding", flags, assessment)
     if use_embeddings is None:
         use_embeddings = embeddings.model_available()
-    flags = tuple(safety.scan_text(text))
     if use_embeddings:
         intent, similarity = _embedding_match(text)
         engine = "embedding-retrieval"
     else:
         intent, similarity = _keyword_match(text)
         engine = "keyword-retrieval"
-    concerns = safety.check_child_message(text)
-    if any(concern != "personal_information" for concern in concerns):
-        intent = _INTENTS_BY_NAME["danger"]
-    elif concerns:
-        intent = _INTENTS_BY_NAME["privacy"]
     max_sentences, max_words = safety.length_limit(child_age)
     if max_tokens is not None:
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
-    seed = _seed(session, text)
-    if intent is None:
-        reply = _fit(_fallback(text, flags, seed), max_sentences, max_words)
-    elif intent.reflect and _echoable(text, flags):
-        reply = _fit(_reflect(text, seed), max_sentences, max_words)
+    echoable = _echoable(text) and not risk_replies.is_question(text)
+    if assessment.uncertain:
+        reply, name = risk_replies.unsure_reply(child_age, seed), _UNSURE
+    elif intent is None and risk_replies.is_question(text):
+        reply, name = risk_replies.question_reply(child_age, seed), _QUESTION
+    elif intent is None:
+        reply = _fit(
+            _reflect(text, seed) if echoable else CLARIFY[seed % len(CLARIFY)],
+            max_sentences,
+            max_words,
+        )
+        name = _FALLBACK
+    elif intent.reflect and echoable:
+        reply, name = _fit(_reflect(text, seed), max_sentences, max_words), intent.name
     else:
         reply = _compose(intent, child_age, emotion, child_name, seed, max_sentences, max_words)
-    name = intent.name if intent is not None else _FALLBACK
-    return OfflineReply(reply, name, round(similarity, 4), engine, flags)
+        name = intent.name
+    return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment)
 
 
-def _offline_result(request: _Request) -> dict[str, Any]:
+def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[str, Any]:
     chosen = offline_reply(
         request.input_text,
         child_age=request.child_age,
@@ -397,24 +457,26 @@ def _offline_result(request: _Request) -> dict[str, Any]:
         child_name=request.child_name,
         session=request.session,
         max_tokens=request.max_tokens,
+        assessment=child,
     )
-    verdict = safety.check_reply(
-        chosen.text, request.child_age, request.emotion, child_message=request.input_text
-    )
-    matcher = "all-MiniLM-L6-v2" if chosen.engine == "embedding-retrieval" else "keywords"
+    if chosen.engine == "safeguarding" or chosen.intent in (_UNSURE, _QUESTION):
+        verdict = safety.SafetyVerdict(True, (), "allowed", (), chosen.text)  # vetted replies
+        model = "teddy-risk-replies"
+    else:
+        verdict = safety.check_reply(
+            chosen.text, request.child_age, request.emotion, child_message=request.input_text
+        )
+        matcher = "all-MiniLM-L6-v2" if chosen.engine == "embedding-retrieval" else "keywords"
+        model = f"teddy-reply-bank/{matcher}"
     return {
         "response": verdict.text,
-        "model": f"teddy-reply-bank/{matcher}",
+        "model": model,
         "provider": "offline",
         "engine": chosen.engine,
         "safety": verdict.to_dict(),
         "intent": chosen.intent,
         "similarity": chosen.similarity,
         "input_flags": list(chosen.input_flags),
-        "input_text": request.input_text,
-        "emotion": request.emotion,
-        "child_age": request.child_age,
-        "requested_model": request.requested_model,
     }
 
 
@@ -551,9 +613,9 @@ def _compose(
     return _fit(reply, max_sentences, max_words)
 
 
-def _echoable(text: str, flags: Sequence[str]) -> bool:
-    """Whether the child's words may be said back: real words, nothing unsafe."""
-    return not flags and bool(_COMMON_WORDS.intersection(_WORD.findall(text.lower())))
+def _echoable(text: str) -> bool:
+    """Whether the child's (safe) words may be said back: real words, not gibberish."""
+    return bool(_COMMON_WORDS.intersection(_WORD.findall(text.lower())))
 
 
 def _reflect(text: str, seed: int) -> str:
@@ -568,12 +630,6 @@ def _reflect(text: str, seed: int) -> str:
         words.append(word)
     reply = REFLECT[seed % len(REFLECT)].format(echo=" ".join(words))
     return reply[0].upper() + reply[1:]
-
-
-def _fallback(text: str, flags: Sequence[str], seed: int) -> str:
-    if _echoable(text, flags):
-        return _reflect(text, seed)
-    return CLARIFY[seed % len(CLARIFY)]
 
 
 def _fits(text: str, max_sentences: int, max_words: int) -> bool:
@@ -592,202 +648,3 @@ def _fit(reply: str, max_sentences: int, max_words: int) -> str:
     if kept:
         return " ".join(kept)
     return " ".join(reply.split()[:max_words]).rstrip(",;:") + "..."
-
-
-# -- providers ---------------------------------------------------------------------------------
-
-
-def _system_prompt(request: _Request) -> str:
-    who = "a young child"
-    if request.child_age is not None:
-        who = f"a child aged {request.child_age}"
-    lines = [
-        f"You are Teddy, a warm and gentle teddy bear talking with {who}.",
-        "Answer in two to four short, simple sentences a small child understands.",
-        "Be kind, playful and encouraging. Never be scary, violent, rude or grown-up.",
-        "Never ask for or repeat personal information: no full names, addresses, schools, "
-        "phone numbers, passwords or photos.",
-        "Never suggest meeting anyone, keeping secrets from parents, or going anywhere.",
-        "If the child may be hurt, sick, in danger or very upset, kindly tell them to talk "
-        "to a trusted grown-up, such as a parent or teacher, right away.",
-        "You are a toy, not a person; say so if asked.",
-    ]
-    if request.emotion and request.emotion != "neutral":
-        lines.append(f"The child sounds {request.emotion}; respond to that feeling first.")
-    if request.instruction:
-        lines.append(f"The app asks: {request.instruction}")
-    return "\n".join(lines)
-
-
-def _transient(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-#: Error types, in an error event inside a stream, that may pass if the request is retried.
-_TRANSIENT_ERRORS = frozenset(
-    {"api_error", "overloaded_error", "rate_limit_error", "server_error", "timeout_error"}
-)
-
-
-def _stream_error(provider: str, exc: Exception) -> ProviderError | ProviderRequestError:
-    """The error for an error event that arrived inside a stream."""
-    body = getattr(exc, "body", None)
-    error = body.get("error", body) if isinstance(body, Mapping) else None
-    kind = str(error.get("type", "")) if isinstance(error, Mapping) else ""
-    message = f"{provider} reported an error mid-stream ({kind or 'unknown type'}): {exc}"
-    if kind in _TRANSIENT_ERRORS:
-        return ProviderError(message)
-    return ProviderRequestError(message)
-
-
-async def _provider_result(request: _Request, config: ProviderSettings) -> dict[str, Any]:
-    if config.kind not in DEFAULT_MODELS:
-        raise ProviderRequestError(
-            f"AI_RESPONSE supports the openai and anthropic providers, not {config.kind!r}; "
-            "set ASYNC_PROCESSOR_LLM=openai (also for OpenAI-compatible servers) or anthropic"
-        )
-    key_variable = f"{config.kind.upper()}_API_KEY"
-    if _api_key(config) is None and not os.environ.get(key_variable):
-        raise ProviderRequestError(
-            f"the {config.kind} provider needs an API key: set {key_variable} (or "
-            "ProviderSettings.api_key), or a base_url for a server that needs none"
-        )
-    model = config.model or DEFAULT_MODELS[config.kind]
-    max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-    call = _openai_chat if config.kind == "openai" else _anthropic_messages
-    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
-    try:
-        reply = await call(sdk, config, model, _system_prompt(request), request, max_tokens)
-    except sdk.APIStatusError as exc:
-        if exc.status_code < 400:  # an error event inside a stream that began with 200
-            raise _stream_error(config.kind, exc) from exc
-        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
-        raise kind(f"{config.kind} answered HTTP {exc.status_code}: {exc.message}") from exc
-    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
-        raise ProviderError(
-            f"{config.kind} could not be reached at {config.base_url or 'its default URL'}: {exc}"
-        ) from exc
-    except sdk.APIError as exc:  # an error event inside the stream, without a status
-        raise _stream_error(config.kind, exc) from exc
-    except Exception as exc:  # a malformed stream: bad JSON, missing fields
-        raise ProviderRequestError(
-            f"{config.kind} sent a malformed response: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not reply.text.strip():
-        raise ProviderRequestError(
-            f"{config.kind} returned an empty reply (model {reply.model!r}); check that the "
-            "server streams chat completions"
-        )
-    verdict = await asyncio.to_thread(
-        functools.partial(safety.check_reply, child_message=request.input_text),
-        reply.text.strip(),
-        request.child_age,
-        request.emotion,
-    )
-    return {
-        "response": verdict.text,
-        "model": reply.model,
-        "provider": config.kind,
-        "engine": f"{config.kind}-{'chat' if config.kind == 'openai' else 'messages'}-stream",
-        "safety": verdict.to_dict(),
-        "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-        "stop_reason": reply.stop_reason,
-        "input_text": request.input_text,
-        "emotion": request.emotion,
-        "child_age": request.child_age,
-        "requested_model": request.requested_model,
-    }
-
-
-@dataclass
-class _Streamed:
-    model: str
-    text: str = ""
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    stop_reason: str | None = None
-
-
-def _api_key(config: ProviderSettings) -> str | None:
-    # A self-hosted OpenAI-compatible server usually needs no key, but the SDK insists.
-    return config.api_key or ("unused" if config.base_url else None)
-
-
-async def _openai_chat(
-    sdk: Any,
-    config: ProviderSettings,
-    model: str,
-    system: str,
-    request: _Request,
-    max_tokens: int,
-) -> _Streamed:
-    client = sdk.AsyncOpenAI(
-        api_key=_api_key(config),
-        base_url=config.base_url,
-        timeout=config.timeout,
-        max_retries=config.max_retries,
-    )
-    reply = _Streamed(model)
-    parts: list[str] = []
-    async with client:
-        stream = await client.chat.completions.create(
-            model=model,
-            messages=[
-                {"role": "system", "content": system},
-                {"role": "user", "content": request.user_message},
-            ],
-            max_tokens=max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        async with stream:
-            async for chunk in stream:
-                reply.model = chunk.model or reply.model
-                if chunk.usage is not None:
-                    reply.input_tokens = chunk.usage.prompt_tokens
-                    reply.output_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        parts.append(choice.delta.content)
-                    if choice.finish_reason:
-                        reply.stop_reason = choice.finish_reason
-    reply.text = "".join(parts)
-    return reply
-
-
-async def _anthropic_messages(
-    sdk: Any,
-    config: ProviderSettings,
-    model: str,
-    system: str,
-    request: _Request,
-    max_tokens: int,
-) -> _Streamed:
-    client = sdk.AsyncAnthropic(
-        api_key=_api_key(config),
-        base_url=config.base_url,
-        timeout=config.timeout,
-        max_retries=config.max_retries,
-    )
-    reply = _Streamed(model)
-    parts: list[str] = []
-    async with client:
-        stream = await client.messages.create(
-            model=model,
-            max_tokens=max_tokens,
-            system=system,
-            messages=[{"role": "user", "content": request.user_message}],
-            stream=True,
-        )
-        async with stream:
-            async for event in stream:
-                if event.type == "message_start":
-                    reply.model = event.message.model or reply.model
-                    reply.input_tokens = event.message.usage.input_tokens
-                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    parts.append(event.delta.text)
-                elif event.type == "message_delta":
-                    reply.output_tokens = event.usage.output_tokens
-                    reply.stop_reason = event.delta.stop_reason
-    reply.text = "".join(parts)
-    return reply
