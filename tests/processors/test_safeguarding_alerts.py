@@ -75,11 +75,13 @@ def alert_of(result: TaskResult) -> Any:
 
 
 async def test_a_disclosure_alerts_the_parent_app_once_per_session() -> None:
-    async with HttpReceiver(secret=SECRET) as parent:
-        async with running(local_settings(parent_webhook=parent.url())) as processor:
-            first = await say(processor, DISCLOSURE)
-            again = await say(processor, DISCLOSURE, turn=2)
-            other = await say(processor, DISCLOSURE, session="s-2")
+    async with (
+        HttpReceiver(secret=SECRET) as parent,
+        running(local_settings(parent_webhook=parent.url())) as processor,
+    ):
+        first = await say(processor, DISCLOSURE)
+        again = await say(processor, DISCLOSURE, turn=2)
+        other = await say(processor, DISCLOSURE, session="s-2")
     assert first.result["response"] in REPLIES.categories[Category.SELF_HARM].older
     assert first.result["safeguarding"]["assessment"]["risks"][0]["category"] == "self_harm"
     alert = alert_of(first)
@@ -137,10 +139,12 @@ async def test_without_a_channel_the_result_says_the_alert_was_not_sent() -> Non
 
 
 async def test_risks_below_high_and_safe_turns_raise_no_alert() -> None:
-    async with HttpReceiver(secret=SECRET) as parent:
-        async with running(local_settings(parent_webhook=parent.url())) as processor:
-            medium = await say(processor, MEDIUM)
-            safe = await say(processor, "I like trains")
+    async with (
+        HttpReceiver(secret=SECRET) as parent,
+        running(local_settings(parent_webhook=parent.url())) as processor,
+    ):
+        medium = await say(processor, MEDIUM)
+        safe = await say(processor, "I like trains")
     assert medium.result["safeguarding"]["assessment"]["risks"]
     assert alert_of(medium) is None and alert_of(safe) is None
     assert parent.received == []
