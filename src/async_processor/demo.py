@@ -330,7 +330,29 @@ async def _converse(
         await asyncio.sleep(TURN_SPACING_S)
     await asyncio.gather(*watchers)
     disclosure = await _disclose(processor, session_id, child_age, len(clips) + 1, out)
+    results = await _end_of_day(processor, turns, session_id, parent)
+    results += [await processor.wait_for_task(task.id, timeout=300) for task in background]
+    metrics = await processor.get_performance_metrics()
+    report = DemoReport(
+        turns,
+        disclosure,
+        results,
+        parent.received,
+        metrics,
+        warm_up_s,
+        time.perf_counter() - started,
+    )
+    print_report(report, out)
+    return report
 
+
+async def _end_of_day(
+    processor: AdvancedAsyncProcessor,
+    turns: list[TurnReport],
+    session_id: str,
+    parent: _ParentApp,
+) -> list[TaskResult]:
+    """Journal every turn (LOW) and send the parent's app a summary of the day."""
     journal_entries = [
         create_task(
             ProcessingType.DATABASE_OPERATION,
@@ -365,19 +387,7 @@ async def _converse(
     await processor.submit_tasks([*journal_entries, notify])
     results = [await processor.wait_for_task(task.id, timeout=120) for task in journal_entries]
     results.append(await processor.wait_for_task(notify.id, timeout=60))
-    results += [await processor.wait_for_task(task.id, timeout=300) for task in background]
-    metrics = await processor.get_performance_metrics()
-    report = DemoReport(
-        turns,
-        disclosure,
-        results,
-        parent.received,
-        metrics,
-        warm_up_s,
-        time.perf_counter() - started,
-    )
-    print_report(report, out)
-    return report
+    return results
 
 
 async def _disclose(

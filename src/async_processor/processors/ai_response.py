@@ -1,18 +1,22 @@
 """AI_RESPONSE: the teddy bear's reply to what a child said.
 
+Every turn first passes :func:`.safeguarding.assess_child`. A risk in the child's words is
+answered by its category's vetted reply (:mod:`.risk_replies`), never by the reply bank or a
+language model, and a HIGH-severity risk raises a safeguarding alert
+(:mod:`.safeguarding_alerts`); an uncertain assessment gets a safe, simple reply.
+
 Offline (``Settings.llm`` is None) a retrieval responder answers from a curated bank
 (:mod:`.reply_bank`): the child's words are matched to an intent by all-MiniLM-L6-v2 cosine
 similarity (``engine: "embedding-retrieval"``) or, without the embedding model, by shared
 keywords (``"keyword-retrieval"``); a reply is picked deterministically per session and turn
-and shaped by the child's emotion and age. Below the match threshold the bear keeps the
-conversation going: it echoes the child's words and asks a gentle open question.
+and shaped by the child's emotion and age. Below the match threshold the bear echoes a safe
+statement back with a gentle question; a question it cannot answer is never echoed.
+Offline replies pass :func:`.safety.check_reply`, which may shorten or replace them.
 
 With ``Settings.llm`` the reply comes from an OpenAI-compatible chat API or Anthropic
-Messages, streamed, through the official SDKs. The provider and the model name come only from
-the settings: a payload's ``model`` is recorded as ``requested_model`` and changes nothing.
-
-Every reply, offline or not, passes :func:`.safety.check_reply`, which may shorten it or
-replace it with a safe one; ``safety`` in the result records what it did.
+Messages (:mod:`.llm_replies`), streamed, and checked sentence by sentence before release
+(:mod:`.reply_gate`). The provider and the model name come only from the settings: a
+payload's ``model`` is recorded as ``requested_model`` and changes nothing.
 
 Payload: ``prompt`` or ``prompt_template`` (a ``str.format_map`` template over ``context``
 and the dependencies' results, or the name of a built-in template such as
@@ -24,8 +28,9 @@ dependencies (a transcription), shaped by their ``emotion``.
 Result: ``response``, ``model``, ``provider`` (``offline``, ``openai`` or ``anthropic``),
 ``safety``, ``engine``, and beyond the contract: ``input_text`` (the words answered),
 ``emotion``, ``child_age``, ``requested_model``; offline also ``intent``, ``similarity`` and
-``input_flags`` (safety flags in the child's words); providers also ``usage``
-(``input_tokens``, ``output_tokens``) and ``stop_reason``.
+``input_flags`` (safeguarding categories in the child's words); providers also ``usage``
+(``input_tokens``, ``output_tokens``) and ``stop_reason``; always ``safeguarding``
+(``assessment``, ``reply_assessment``, ``alert``).
 """
 
 from __future__ import annotations
