@@ -95,6 +95,18 @@ async def test_a_childs_risky_words_never_reach_the_model(kind: str, server: LLM
     assert reply["response"] in REPLIES.categories[Category.SELF_HARM].older
 
 
+async def test_an_uncertain_turn_gets_the_safe_simple_reply_not_the_model(
+    server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unsure = safeguarding.Assessment(safeguarding.Side.CHILD, (), True)
+    monkeypatch.setattr(safeguarding, "assess_child", lambda text: unsure)
+    async with running(Settings(llm=provider("openai", server))) as processor:
+        result = await say(processor, "my uncle plays a special game with me")
+    assert server.requests == []
+    assert result.result["intent"] == "unsure"
+    assert result.result["response"] in REPLIES.unsure.older
+
+
 @pytest.mark.parametrize("kind", PROVIDERS)
 @pytest.mark.parametrize("unsafe", MISBEHAVING)
 async def test_a_misbehaving_models_unsafe_sentence_is_never_said(

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from async_processor.processors import ai_response, risk_replies, safeguarding, safety
-from async_processor.processors.reply_bank import load_bank
 from async_processor.processors.risk_replies import REPLIES, load_risk_replies
 from async_processor.processors.safeguarding import Category
 
@@ -105,21 +104,6 @@ def test_a_malformed_reply_file_says_what_is_wrong() -> None:
     with pytest.raises(ValueError, match="bullying: 'young' must be a non-empty list"):
         load_risk_replies(empty)
     assert load_risk_replies(shipped()) == REPLIES
-
-
-def test_the_reply_bank_loads_from_its_data_file_and_checks_it() -> None:
-    document = json.loads(
-        (resources.files(risk_replies.__package__) / "data" / "reply_bank.json").read_text()
-    )
-    bank = load_bank(document)
-    assert len(bank.intents) >= 20 and bank.young_age == 5
-    broken = copy.deepcopy(document)
-    broken["intents"][0]["replies"] = "hello"
-    with pytest.raises(ValueError, match="'replies' must be a list of non-empty strings"):
-        load_bank(broken)
-    broken["intents"][0]["replies"] = []
-    with pytest.raises(ValueError, match="needs at least one example and one reply"):
-        load_bank(broken)
 
 
 @pytest.mark.parametrize(

@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from servers import Answer, HttpReceiver
+from servers import Answer, HttpReceiver, smtp_server
 
 from async_processor import (
     AdvancedAsyncProcessor,
     InvalidArgumentError,
     ProcessingType,
     Settings,
+    SmtpSettings,
     TaskResult,
     TaskStatus,
     create_processor,
@@ -127,6 +128,23 @@ async def test_a_safeguarding_channel_routes_alerts_away_from_the_parent_account
     assert alert_of(result)["sent"] is True
     assert [p.path for p in team.received] == ["/safeguarding"]
     assert parent.received == []
+
+
+async def test_an_alert_can_go_to_a_safeguarding_lead_by_email() -> None:
+    pytest.importorskip("aiosmtplib")
+    pytest.importorskip("aiosmtpd")
+    async with smtp_server() as mail:
+        settings = local_settings(
+            safeguarding_channel="mailto:lead@school.example",
+            smtp=SmtpSettings(host=mail.host, port=mail.port, sender="teddy@toy.example"),
+        )
+        async with running(settings) as processor:
+            result = await say(processor, DISCLOSURE)
+    assert alert_of(result)["sent"] is True and alert_of(result)["channel"] == "email"
+    (received,) = mail.received
+    assert received.rcpt_tos == ["lead@school.example"]
+    assert str(received.message["Subject"]).startswith("Safeguarding alert:")
+    assert "kill" not in received.message.get_content()
 
 
 async def test_without_a_channel_the_result_says_the_alert_was_not_sent() -> None:

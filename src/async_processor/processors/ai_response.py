@@ -3,7 +3,8 @@
 Every turn first passes :func:`.safeguarding.assess_child`. A risk in the child's words is
 answered by its category's vetted reply (:mod:`.risk_replies`), never by the reply bank or a
 language model, and a HIGH-severity risk raises a safeguarding alert
-(:mod:`.safeguarding_alerts`); an uncertain assessment gets a safe, simple reply.
+(:mod:`.safeguarding_alerts`); an uncertain assessment gets a safe, simple reply (offline
+and with a provider alike).
 
 Offline (``Settings.llm`` is None) a retrieval responder answers from a curated bank
 (:mod:`.reply_bank`): the child's words are matched to an intent by all-MiniLM-L6-v2 cosine
@@ -184,7 +185,7 @@ async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     """
     request = _parse(task)
     child = await asyncio.to_thread(safeguarding.assess_child, request.input_text)
-    if settings.llm is None or not child.safe:  # a risk never goes to the model
+    if settings.llm is None or not child.safe or child.uncertain:  # risky or unsure: no model
         result = await asyncio.to_thread(_offline_result, request, child)
     else:
         result = await _provider_result(request, settings)
