@@ -424,6 +424,9 @@ def offline_reply(
         reply = risk_replies.risk_reply(top.category, child_age, seed)
         name = f"safeguarding:{top.category.value}"
         return OfflineReply(reply, name, top.confidence, "safeguarding", flags, assessment)
+    if assessment.uncertain:
+        reply = risk_replies.unsure_reply(child_age, seed)
+        return OfflineReply(reply, _UNSURE, 0.0, "safeguarding", flags, assessment)
     if use_embeddings is None:
         use_embeddings = embeddings.model_available()
     if use_embeddings:
@@ -436,9 +439,7 @@ def offline_reply(
     if max_tokens is not None:
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
     echoable = _echoable(text) and not risk_replies.is_question(text)
-    if assessment.uncertain:
-        reply, name = risk_replies.unsure_reply(child_age, seed), _UNSURE
-    elif intent is None and risk_replies.is_question(text):
+    if intent is None and risk_replies.is_question(text):
         reply, name = risk_replies.question_reply(child_age, seed), _QUESTION
     elif intent is None:
         reply = _fit(
@@ -465,7 +466,7 @@ def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[s
         max_tokens=request.max_tokens,
         assessment=child,
     )
-    if chosen.engine == "safeguarding" or chosen.intent in (_UNSURE, _QUESTION):
+    if chosen.engine == "safeguarding" or chosen.intent == _QUESTION:
         verdict = safety.SafetyVerdict(True, (), "allowed", (), chosen.text)  # vetted replies
         model = "teddy-risk-replies"
     else:
