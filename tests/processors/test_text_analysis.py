@@ -57,6 +57,16 @@ def test_safety_flags_of_a_childs_message() -> None:
     assert analyse("I want to hurt myself")["safety_flags"] == ["self_harm"]
 
 
+def test_safeguarding_is_the_child_side_verdict() -> None:
+    result = analyse("The man in the van said I can have sweets if I get in. I want to go!")
+    verdict = result["safeguarding"]
+    assert verdict["side"] == "child" and not verdict["safe"]
+    assert verdict["top"] == "strangers" and verdict["risks"][0]["severity"] == "high"
+    assert result["safety_flags"] == sorted(risk["category"] for risk in verdict["risks"])
+    calm = analyse("We fed the ducks at the pond with grandma.")
+    assert calm["safeguarding"]["safe"] and calm["safety_flags"] == []
+
+
 def test_the_longest_text_allowed_is_quick() -> None:
     text = ("I built a tall tower with my blocks today and it was great fun. " * 2000)[
         :MAX_TEXT_CHARS
@@ -89,6 +99,7 @@ async def test_through_the_processor(processor: AdvancedAsyncProcessor) -> None:
         "sentence_count",
         "sentiment",
         "keywords",
+        "safeguarding",
         "safety_flags",
     }
     assert result.result["word_count"] == 7 and result.result["keywords"][0] == "foxes"

@@ -1,15 +1,17 @@
-"""TEXT_ANALYSIS: word and sentence counts, VADER sentiment, keywords and safety flags.
+"""TEXT_ANALYSIS: word and sentence counts, VADER sentiment, keywords and safeguarding.
 
 Payload: ``text`` (or a dependency's ``text``, e.g. a transcription's), and optionally
 ``max_keywords`` (1-100, default 10). Result: ``word_count``, ``sentence_count``,
 ``sentiment`` ({"compound", "pos", "neu", "neg", "label"}), ``keywords`` (most frequent
-words first) and ``safety_flags`` (:func:`~async_processor.processors.safety.scan_text`).
+words first), ``safeguarding`` (the child-side
+:func:`~async_processor.processors.safeguarding.assess_child` verdict as a dict) and
+``safety_flags`` (the category ids of its risks, sorted: the same categories).
 
-Sentiment needs the ``nlp`` extra (vaderSentiment); without it the task fails with
-MissingExtraError rather than returning a result without the sentiment the contract
-promises. VADER is scored per sentence and averaged: it is built for short texts, and on
-one long text its compound score saturates at +-1 and its run time grows with the square
-of the length.
+Sentiment and safeguarding need the ``nlp`` extra (vaderSentiment, numpy) and the MiniLM
+model wheel; without them the task fails with MissingExtraError rather than returning a
+result without the sentiment or the safety verdict the contract promises. VADER is
+scored per sentence and averaged: it is built for short texts, and on one long text its
+compound score saturates at +-1 and its run time grows with the square of the length.
 
 Keywords are the words that occur most often once :data:`STOPWORDS` and words under three
 letters are left out, ties broken by first occurrence: simple to explain and to check.
@@ -23,8 +25,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from . import extras, inputs
-from .safety import FUNCTION_WORDS, scan_text, split_sentences, word_count
+from . import extras, inputs, safeguarding
+from .safety import FUNCTION_WORDS, split_sentences, word_count
 
 if TYPE_CHECKING:
     from ..task import ProcessingTask
@@ -98,12 +100,14 @@ def keywords(text: str, limit: int = _DEFAULT_KEYWORDS) -> list[str]:
 def analyse(text: str, max_keywords: int = _DEFAULT_KEYWORDS) -> dict[str, Any]:
     """Analyse ``text`` (already checked); the TEXT_ANALYSIS result."""
     sentences = split_sentences(text)
+    verdict = safeguarding.assess_child(text)
     return {
         "word_count": word_count(text),
         "sentence_count": len(sentences),
         "sentiment": sentiment(sentences),
         "keywords": keywords(text, max_keywords),
-        "safety_flags": scan_text(text),
+        "safeguarding": verdict.to_dict(),
+        "safety_flags": sorted(risk.category.value for risk in verdict.risks),
     }
 
 
@@ -113,7 +117,7 @@ def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     Raises:
         InvalidInputError: no text, not a string, over :data:`MAX_TEXT_CHARS`, or a bad
             ``max_keywords``.
-        MissingExtraError: vaderSentiment (the ``nlp`` extra) is not installed.
+        MissingExtraError: the ``nlp`` extra or the MiniLM model wheel is not installed.
     """
     text = inputs.require_text(task)
     if len(text) > MAX_TEXT_CHARS:
