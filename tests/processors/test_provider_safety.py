@@ -22,7 +22,7 @@ from async_processor import (
     create_task,
 )
 from async_processor.processors import safeguarding, safety
-from async_processor.processors.llm_replies import SAFETY_RULES
+from async_processor.processors.llm_replies import SAFETY_RULES, UNSURE_RULE, system_prompt
 from async_processor.processors.reply_gate import ReplyGate
 from async_processor.processors.risk_replies import REPLIES
 from async_processor.processors.safeguarding import Category
@@ -40,7 +40,8 @@ MISBEHAVING = [
     "That's fun! What is your home address? I could come and visit you.",
     "Don't tell your mom, this is our little secret.",
     "Visit www.example.com to see more games!",
-    "Let's play with my new knife and a gun!",
+    "Go and play with the knife and the gun.",
+    "Stars are pretty. Call me on 555 123 4567 tonight!",
 ]
 
 
@@ -100,16 +101,18 @@ async def test_a_childs_risky_words_never_reach_the_model(kind: str, server: LLM
     assert reply["response"] in REPLIES.categories[Category.SELF_HARM].older
 
 
-async def test_an_uncertain_turn_gets_the_safe_simple_reply_not_the_model(
+async def test_an_uncertain_turn_reaches_the_model_with_a_word_of_caution(
     server: LLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     unsure = safeguarding.Assessment(safeguarding.Side.CHILD, (), True)
     monkeypatch.setattr(safeguarding, "assess_child", lambda text: unsure)
+    server.queue(Reply("I'm here for you, friend."))
     async with running(local_settings(llm=provider("openai", server))) as processor:
         result = await say(processor, "my uncle plays a special game with me")
-    assert server.requests == []
-    assert result.result["intent"] == "unsure"
-    assert result.result["response"] in REPLIES.unsure.older
+    (request,) = chat_requests(server)
+    assert UNSURE_RULE in request.body["messages"][0]["content"]
+    assert result.result["safeguarding"]["assessment"]["uncertain"] is True
+    assert UNSURE_RULE not in system_prompt(7, None, None)
 
 
 @pytest.mark.parametrize("kind", PROVIDERS)
@@ -151,7 +154,7 @@ async def test_a_sentence_is_released_only_after_it_ends_and_passes() -> None:
     assert gate.released == ["Hello there, friend!"]
     assert await gate.feed(" sing? ")
     assert gate.released == ["Hello there, friend!"]  # the end of the stream may add more
-    assert not await gate.feed("Go and play with the knife and the gun. More")
+    assert not await gate.feed("Call me on 555 123 4567 tonight. More")
     assert gate.released == ["Hello there, friend!", "Shall we sing?"]
     assert not await gate.feed(" text after the gate closed.")
     outcome = gate.outcome("Let's talk about stars.")
@@ -160,7 +163,7 @@ async def test_a_sentence_is_released_only_after_it_ends_and_passes() -> None:
 
 
 async def test_the_stream_is_abandoned_once_the_gate_closes(server: LLMServer) -> None:
-    words = " ".join(["Let's play with my new knife and a gun!"] + ["More words here."] * 40)
+    words = " ".join(["Call me on 555 123 4567 tonight!"] + ["More words here."] * 40)
     server.queue(Reply(words))
     async with running(local_settings(llm=provider("openai", server))) as processor:
         result = await say(processor, "what shall we do?")
@@ -171,7 +174,7 @@ async def test_the_stream_is_abandoned_once_the_gate_closes(server: LLMServer) -
 
 @pytest.mark.parametrize("kind", PROVIDERS)
 async def test_a_reply_the_moderation_check_flags_is_replaced(kind: str, server: LLMServer) -> None:
-    server.queue(Reply("Stars are far away. They are made of hot gas."))
+    server.queue(Reply("Stars are far away. They twinkle at night!"))
     server.moderate(Flag(False), Flag(True, ("violence",)))
     settings = local_settings(llm=provider(kind, server), moderation=moderation(server))
     async with running(settings) as processor:
@@ -182,7 +185,7 @@ async def test_a_reply_the_moderation_check_flags_is_replaced(kind: str, server:
     checked = [r.body for r in server.requests if r.path == "/v1/moderations"]
     assert checked == [
         {"model": "omni-moderation-latest", "input": "Stars are far away."},
-        {"model": "omni-moderation-latest", "input": "They are made of hot gas."},
+        {"model": "omni-moderation-latest", "input": "They twinkle at night!"},
     ]
     assert all(
         r.headers["Authorization"] == "Bearer mod-key"
@@ -201,7 +204,7 @@ async def test_a_reply_the_moderation_check_flags_is_replaced(kind: str, server:
 async def test_a_moderation_check_that_fails_or_hangs_fails_closed(
     behaviour: Fail | Hang, why: str, server: LLMServer
 ) -> None:
-    server.queue(Reply("Stars are far away. They twinkle."))
+    server.queue(Reply("Stars are far away. They twinkle at night!"))
     server.moderate(behaviour)
     settings = local_settings(llm=provider("openai", server), moderation=moderation(server))
     async with running(settings) as processor:
@@ -277,8 +280,3 @@ def test_the_moderation_settings_come_from_the_environment() -> None:
         Settings(moderation_api="perspective")
     with pytest.raises(Exception, match="OpenAI-compatible"):
         Settings(moderation=ProviderSettings("anthropic"))
-
-
-def test_the_classifier_is_asked_with_the_childs_words() -> None:
-    assessment = safeguarding.assess_reply("Hello!", child_message="hi")
-    assert assessment.side is safeguarding.Side.REPLY and assessment.safe

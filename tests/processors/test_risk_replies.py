@@ -147,13 +147,30 @@ def test_a_risk_is_answered_by_its_category_never_the_echo(category: Category) -
 
 
 def test_an_uncertain_turn_gets_a_safe_simple_reply_not_the_echo() -> None:
-    for text in ("I went to the park with my uncle", "tell me a joke"):
+    for use_embeddings in (False, None):
         chosen = ai_response.offline_reply(
-            text, child_age=7, assessment=UNSURE, use_embeddings=False
+            "I went to the park with my uncle",
+            child_age=7,
+            assessment=UNSURE,
+            use_embeddings=use_embeddings,
         )
         assert chosen.intent == "unsure"
         assert chosen.text in REPLIES.unsure.older
         assert "park" not in chosen.text and "Tell me all about it" not in chosen.text
+    sure = ai_response.offline_reply("I went to the park with my uncle", assessment=SAFE)
+    assert "you went to the park with your uncle" in sure.text  # the same words, judged safe
+
+
+def test_an_uncertain_turn_still_gets_a_confident_bank_answer() -> None:
+    chosen = ai_response.offline_reply("tell me a joke", assessment=UNSURE, use_embeddings=False)
+    assert chosen.intent == "joke_request"
+
+
+def test_without_a_confident_match_the_words_are_never_echoed() -> None:
+    text = "my grandad zorbled the flibbertigibbet yesterday"
+    chosen = ai_response.offline_reply(text, assessment=SAFE, use_embeddings=False)
+    assert chosen.intent == "fallback"
+    assert "zorbled" not in chosen.text and "grandad" not in chosen.text
 
 
 def test_a_question_the_bank_cannot_answer_is_not_echoed() -> None:

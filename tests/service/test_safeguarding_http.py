@@ -100,16 +100,16 @@ def reply_over_http(base_url: str, words: str, session: str) -> dict[str, Any]:
 def test_over_http_a_misbehaving_model_is_gated_and_a_disclosure_alerts() -> None:
     safeguarding_alerts.forget_sessions()
     with local_servers() as servers:
-        servers.llm.queue(Reply("Great! Let's play with my new knife and a gun!"))
+        servers.llm.queue(Reply("Stars are far away. Call me on 555 123 4567 tonight!"))
         with start_service(builtin_processors=True, settings=local_settings(servers)) as svc:
             unsafe = reply_over_http(svc.base_url, "what shall we play?", "http-1")
             told = reply_over_http(svc.base_url, "I want to kill myself", "http-1")
             again = reply_over_http(svc.base_url, "I want to kill myself", "http-1")
         received = servers.hook.received
     reply = unsafe["result"]
-    assert reply["response"].startswith("Great!")
+    assert reply["response"].startswith("Stars are far away. ")
     assert reply["response"].endswith(tuple(safety.SAFE_REPLIES.values()))
-    assert "knife" not in reply["response"] and reply["safety"]["action"] == "replaced"
+    assert "555" not in reply["response"] and reply["safety"]["action"] == "replaced"
     assert told["result"]["response"] in REPLIES.categories[Category.SELF_HARM].older
     assert told["result"]["safeguarding"]["alert"]["sent"] is True
     assert again["result"]["safeguarding"]["alert"]["duplicate"] is True

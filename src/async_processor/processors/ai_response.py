@@ -3,15 +3,15 @@
 Every turn first passes :func:`.safeguarding.assess_child`. A risk in the child's words is
 answered by its category's vetted reply (:mod:`.risk_replies`), never by the reply bank or a
 language model, and a HIGH-severity risk raises a safeguarding alert
-(:mod:`.safeguarding_alerts`); an uncertain assessment gets a safe, simple reply (offline
-and with a provider alike).
+(:mod:`.safeguarding_alerts`). Words the classifier is unsure about are never echoed back;
+a provider is told to be careful with them.
 
 Offline (``Settings.llm`` is None) a retrieval responder answers from a curated bank
 (:mod:`.reply_bank`): the child's words are matched to an intent by all-MiniLM-L6-v2 cosine
 similarity (``engine: "embedding-retrieval"``) or, without the embedding model, by shared
 keywords (``"keyword-retrieval"``); a reply is picked deterministically per session and turn
-and shaped by the child's emotion and age. Below the match threshold the bear echoes a safe
-statement back with a gentle question; a question it cannot answer is never echoed.
+and shaped by the child's emotion and age. Below the match threshold the child's words are
+never echoed back: the bear asks to hear it another way, or to ask a grown-up together.
 Offline replies pass :func:`.safety.check_reply`, which may shorten or replace them.
 
 With ``Settings.llm`` the reply comes from an OpenAI-compatible chat API or Anthropic
@@ -185,10 +185,10 @@ async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     """
     request = _parse(task)
     child = await asyncio.to_thread(safeguarding.assess_child, request.input_text)
-    if settings.llm is None or not child.safe or child.uncertain:  # risky or unsure: no model
+    if settings.llm is None or not child.safe:  # a risk never goes to the model
         result = await asyncio.to_thread(_offline_result, request, child)
     else:
-        result = await _provider_result(request, settings)
+        result = await _provider_result(request, settings, child.uncertain)
     result.update(
         input_text=request.input_text,
         emotion=request.emotion,
@@ -211,9 +211,11 @@ async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
     return result
 
 
-async def _provider_result(request: _Request, settings: Settings) -> dict[str, Any]:
+async def _provider_result(
+    request: _Request, settings: Settings, uncertain: bool
+) -> dict[str, Any]:
     chat = ChatRequest(
-        system=system_prompt(request.child_age, request.emotion, request.instruction),
+        system=system_prompt(request.child_age, request.emotion, request.instruction, uncertain),
         user_message=request.user_message,
         child_message=request.input_text,
         child_age=request.child_age,
@@ -408,9 +410,9 @@ def offline_reply(
 
     The child's words are assessed first (``assessment``, or :func:`.safeguarding.assess_child`):
     a risk is answered by its category's reply from :mod:`.risk_replies` (intent
-    ``safeguarding:<category>``, engine ``safeguarding``), an uncertain assessment by a safe,
-    simple ``unsure`` reply. Only then is the reply bank searched; a question it cannot answer
-    gets a ``question`` reply, and only safe statements are echoed back.
+    ``safeguarding:<category>``, engine ``safeguarding``). Then the reply bank is searched;
+    without a confident match the bear never echoes (:func:`_not_understood`), and the
+    ``sharing`` intent echoes only a statement the classifier is sure is safe.
 
     ``use_embeddings`` None uses the embedding model when it is installed; False forces the
     keyword matcher. CPU-bound (sentence embeddings): call it from a worker thread.
@@ -424,9 +426,6 @@ def offline_reply(
         reply = risk_replies.risk_reply(top.category, child_age, seed)
         name = f"safeguarding:{top.category.value}"
         return OfflineReply(reply, name, top.confidence, "safeguarding", flags, assessment)
-    if assessment.uncertain:
-        reply = risk_replies.unsure_reply(child_age, seed)
-        return OfflineReply(reply, _UNSURE, 0.0, "safeguarding", flags, assessment)
     if use_embeddings is None:
         use_embeddings = embeddings.model_available()
     if use_embeddings:
@@ -438,22 +437,33 @@ def offline_reply(
     max_sentences, max_words = safety.length_limit(child_age)
     if max_tokens is not None:
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
-    echoable = _echoable(text) and not risk_replies.is_question(text)
-    if intent is None and risk_replies.is_question(text):
-        reply, name = risk_replies.question_reply(child_age, seed), _QUESTION
-    elif intent is None:
-        reply = _fit(
-            _reflect(text, seed) if echoable else CLARIFY[seed % len(CLARIFY)],
-            max_sentences,
-            max_words,
-        )
-        name = _FALLBACK
-    elif intent.reflect and echoable:
+    question = risk_replies.is_question(text)
+    if intent is None or (intent.reflect and (assessment.uncertain or question)):
+        reply, name = _not_understood(text, question, assessment.uncertain, child_age, seed)
+    elif intent.reflect and _echoable(text):
         reply, name = _fit(_reflect(text, seed), max_sentences, max_words), intent.name
     else:
         reply = _compose(intent, child_age, emotion, child_name, seed, max_sentences, max_words)
         name = intent.name
     return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment)
+
+
+def _not_understood(
+    text: str, question: bool, uncertain: bool, child_age: int | None, seed: int
+) -> tuple[str, str]:
+    """(reply, intent) when the bank has no confident answer: never the child's words back.
+
+    Gibberish is asked to be said again; a question goes to a grown-up together; words the
+    classifier is unsure about get the ``unsure`` reply; anything else a gentle "say it
+    another way" (the echo is kept for the ``sharing`` intent, on words judged safe).
+    """
+    if not _echoable(text):
+        return CLARIFY[seed % len(CLARIFY)], _FALLBACK
+    if question:
+        return risk_replies.question_reply(child_age, seed), _QUESTION
+    if uncertain:
+        return risk_replies.unsure_reply(child_age, seed), _UNSURE
+    return CLARIFY[seed % len(CLARIFY)], _FALLBACK
 
 
 def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[str, Any]:
@@ -466,7 +476,7 @@ def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[s
         max_tokens=request.max_tokens,
         assessment=child,
     )
-    if chosen.engine == "safeguarding" or chosen.intent == _QUESTION:
+    if chosen.engine == "safeguarding" or chosen.intent in (_QUESTION, _UNSURE):
         verdict = safety.SafetyVerdict(True, (), "allowed", (), chosen.text)  # vetted replies
         model = "teddy-risk-replies"
     else:

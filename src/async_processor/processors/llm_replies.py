@@ -21,7 +21,14 @@ from . import extras, safety
 from .reply_gate import ReplyGate
 from .settings import ProviderSettings, Settings
 
-__all__ = ["DEFAULT_MODELS", "SAFETY_RULES", "ChatRequest", "provider_reply", "system_prompt"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "SAFETY_RULES",
+    "UNSURE_RULE",
+    "ChatRequest",
+    "provider_reply",
+    "system_prompt",
+]
 
 #: The model used when ``ProviderSettings.model`` is not set.
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
@@ -56,9 +63,22 @@ class ChatRequest:
     max_tokens: int
 
 
-def system_prompt(child_age: int | None, emotion: str | None, instruction: str | None) -> str:
+#: Added to the system prompt when the classifier is unsure about the child's words.
+UNSURE_RULE = (
+    "The child's last words may be about something worrying. Do not ask about it or for "
+    "details, and do not repeat their words; answer kindly and simply, and if they might "
+    "be hurt or in danger, tell them to talk to a grown-up they trust."
+)
+
+
+def system_prompt(
+    child_age: int | None, emotion: str | None, instruction: str | None, unsure: bool = False
+) -> str:
+    """The system prompt: who the bear is, the safety rules, and what the app adds."""
     who = "a young child" if child_age is None else f"a child aged {child_age}"
     lines = [f"You are Teddy, a warm and gentle teddy bear talking with {who}.", *SAFETY_RULES]
+    if unsure:
+        lines.append(UNSURE_RULE)
     if emotion and emotion != "neutral":
         lines.append(f"The child sounds {emotion}; respond to that feeling first.")
     if instruction:
