@@ -24,7 +24,7 @@ from async_processor import (
     create_processor,
     create_task,
 )
-from async_processor.processors import ai_response, embeddings, safety
+from async_processor.processors import ai_response, embeddings, safeguarding, safety
 from async_processor.processors.reply_bank import EMOTION_OPENERS, INTENTS, YOUNG_AGE
 
 #: Utterances written for this test, none of them an example in the bank, with the intent a
@@ -559,13 +559,15 @@ async def test_a_hanging_server_times_the_task_out_and_the_processor_goes_on(
     kind: str, server: LLMServer
 ) -> None:
     server.queue(Hang(30))
+    await asyncio.to_thread(safeguarding.warm_up)  # the classifier runs before the provider
     async with running(configured(kind, server)) as processor:
-        started = time.monotonic()
-        result = await run(processor, {"prompt": "hello"}, timeout=0.5)
-        waited = time.monotonic() - started
-        after = await run(processor, {"prompt": "hello"}, timeout=5)
+        task = create_task(ProcessingType.AI_RESPONSE, {"prompt": "hello"}, timeout=4)
+        await processor.submit_task(task)
+        result = await processor.wait_for_task(task.id, timeout=30)
+        hung = len(server.requests)
+        after = await run(processor, {"prompt": "hello"}, timeout=30)
     assert result.status is TaskStatus.TIMEOUT
-    assert waited < 5
+    assert hung == 1  # the first task reached the server, which hung
     assert after.status is TaskStatus.COMPLETED, after.error
 
 
