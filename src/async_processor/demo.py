@@ -54,7 +54,7 @@ REPLY_DEADLINE_S = 5.0
 #: Seconds between two children's turns.
 TURN_SPACING_S = 0.4
 #: The typed turn in which a child discloses harm (written for the demo).
-DISCLOSURE = "my babysitter hits me and says I must not tell mummy"
+DISCLOSURE = "my babysitter hits me when mummy is out"
 
 
 @dataclass(frozen=True)
