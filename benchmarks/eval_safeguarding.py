@@ -7,8 +7,9 @@
 Each line of a file is ``{"text", "category"}`` (a risk) or ``{"text", "safe": true}`` (a
 near miss), with an optional ``"kind"``. A child file is judged with ``assess_child``, a reply
 file with ``assess_reply``. Printed per category: recall (the text got any risk), category
-accuracy (its top risk is the labelled category) and the texts judged uncertain; per kind of
-near miss: the false-positive rate. ``--misses`` lists every miss and false positive.
+accuracy (its top risk is the labelled category) and ``+uncert`` (flagged or in the
+uncertain band: either way the bear does not echo it); per kind of near miss: the
+false-positive rate and how many were uncertain. ``--misses`` lists every miss and false positive.
 
 The cost per turn is the mean time of one ``assess_child`` and one ``assess_reply`` call on
 short texts after a warm-up, beside the Whisper transcription time of one shipped demo clip
@@ -46,8 +47,11 @@ def score(rows: Sequence[dict[str, Any]], predicted: Sequence[Prediction]) -> di
     for row, prediction in zip(rows, predicted, strict=True):
         flagged = bool(prediction.categories)
         if row.get("safe"):
-            entry = safe.setdefault(str(row.get("kind", "-")), {"n": 0, "fp": 0, "misses": []})
+            entry = safe.setdefault(
+                str(row.get("kind", "-")), {"n": 0, "fp": 0, "uncertain": 0, "misses": []}
+            )
             entry["n"] += 1
+            entry["uncertain"] += prediction.uncertain
             if flagged:
                 entry["fp"] += 1
                 entry["misses"].append(f"{row['text']!r} -> {','.join(prediction.categories)}")
@@ -67,23 +71,24 @@ def score(rows: Sequence[dict[str, Any]], predicted: Sequence[Prediction]) -> di
 
 def print_report(report: dict[str, Any], misses: bool = False) -> None:
     """The report of :func:`score` as two tables (and the misses)."""
-    print(f"{'category':22} {'n':>5} {'recall':>7} {'cat.acc':>7} {'uncert.':>7}")
-    total = caught = 0
+    print(f"{'category':22} {'n':>5} {'recall':>7} {'cat.acc':>7} {'+uncert':>7}")
+    total = caught = unsure = 0
     for name, e in report["unsafe"].items():
-        total, caught = total + e["n"], caught + e["caught"]
+        total, caught, unsure = total + e["n"], caught + e["caught"], unsure + e["uncertain"]
         print(
             f"{name:22} {e['n']:5} {e['caught'] / e['n']:7.1%} {e['right'] / e['n']:7.1%}"
-            f" {e['uncertain']:7}"
+            f" {(e['caught'] + e['uncertain']) / e['n']:7.1%}"
         )
     if total:
-        print(f"{'all risks':22} {total:5} {caught / total:7.1%}")
-    print(f"\n{'near miss kind':22} {'n':>5} {'FP rate':>7}")
-    n_safe = fp = 0
+        either = (caught + unsure) / total
+        print(f"{'all risks':22} {total:5} {caught / total:7.1%} {'':7} {either:7.1%}")
+    print(f"\n{'near miss kind':22} {'n':>5} {'FP rate':>7} {'uncert.':>7}")
+    n_safe = fp = unsure = 0
     for name, e in report["safe"].items():
-        n_safe, fp = n_safe + e["n"], fp + e["fp"]
-        print(f"{name:22} {e['n']:5} {e['fp'] / e['n']:7.1%}")
+        n_safe, fp, unsure = n_safe + e["n"], fp + e["fp"], unsure + e["uncertain"]
+        print(f"{name:22} {e['n']:5} {e['fp'] / e['n']:7.1%} {e['uncertain']:7}")
     if n_safe:
-        print(f"{'all near misses':22} {n_safe:5} {fp / n_safe:7.1%}")
+        print(f"{'all near misses':22} {n_safe:5} {fp / n_safe:7.1%} {unsure:7}")
     if misses:
         for group in ("unsafe", "safe"):
             for name, e in report[group].items():

@@ -78,7 +78,7 @@ def build(side: str, per_line: int) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-line", type=int, default=8)
+    parser.add_argument("--per-line", type=int, default=10)
     args = parser.parse_args(argv)
     for side in SIDES:
         rows = build(side, args.per_line)

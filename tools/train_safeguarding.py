@@ -41,10 +41,10 @@ from async_processor.processors.safeguarding import Category  # noqa: E402
 
 LABELS = ("safe", *(category.value for category in Category))
 FOLDS = 5
-#: Recall on the training data's risks that the flag threshold must reach out of fold.
-FLAG_RECALL = 0.97
-#: Recall that the lower edge of the uncertain band reaches out of fold.
-UNCERTAIN_RECALL = 0.995
+#: The flag threshold lets through at most this share of the safe near misses (out of fold).
+FLAG_FALSE_POSITIVES = 0.05
+#: The uncertain band reaches down until this share of the risks is flagged or uncertain.
+UNCERTAIN_RECALL = 0.97
 #: A second category is reported when its probability reaches this.
 CATEGORY_PROBABILITY = 0.3
 CACHE = ROOT / "artifacts" / "safeguarding_embeddings.npz"
@@ -109,11 +109,14 @@ def _side_model(params: tuple[Any, ...], thresholds: Any) -> safeguarding_model.
 def choose_thresholds(
     probabilities: np.ndarray, y: np.ndarray
 ) -> safeguarding_model.SideThresholds:
-    """The highest flag threshold that keeps FLAG_RECALL of the risks (out of fold), and the
-    uncertain band's lower edge at UNCERTAIN_RECALL."""
-    risk = np.sort(1.0 - probabilities[y > 0, 0])
-    flag = float(risk[int(np.floor((1 - FLAG_RECALL) * len(risk)))])
-    uncertain = float(risk[int(np.floor((1 - UNCERTAIN_RECALL) * len(risk)))])
+    """Out of fold: the flag threshold lets FLAG_FALSE_POSITIVES of the safe near misses
+    through; the uncertain band reaches down to where UNCERTAIN_RECALL of the risks are
+    flagged or uncertain (a grouped split is much harder than the old ungrouped one, so
+    one threshold cannot give both high recall and few false positives)."""
+    safe = 1.0 - probabilities[y == 0, 0]
+    risk = 1.0 - probabilities[y > 0, 0]
+    flag = float(np.quantile(safe, 1.0 - FLAG_FALSE_POSITIVES))
+    uncertain = float(np.quantile(risk, 1.0 - UNCERTAIN_RECALL))
     return safeguarding_model.SideThresholds(
         flag=round(flag, 4), uncertain=round(min(uncertain, flag), 4), category=CATEGORY_PROBABILITY
     )
@@ -197,7 +200,7 @@ def _write(arrays: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
     manifest["encoder_sha256"] = embeddings.MODEL_SHA256
     manifest["training"] = {
         "folds": FOLDS,
-        "flag_recall": FLAG_RECALL,
+        "flag_false_positives": FLAG_FALSE_POSITIVES,
         "uncertain_recall": UNCERTAIN_RECALL,
         **dataclasses.asdict(safeguarding_model.TrainingSettings()),
     }
