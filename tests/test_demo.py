@@ -54,13 +54,19 @@ async def test_demo_runs_the_teddy_pipeline_on_the_shipped_clips() -> None:
     ]
     analytics = [r for r in report.background if r.task_type == "data_analytics"]
     assert analytics and all((r.worker_id or "").startswith("process") for r in analytics)
-    assert len(report.webhooks) == 1  # the parent's app verified the signature
-    assert report.webhooks[0]["data"]["moods"] == [
-        turn.value("emotion", "emotion") for turn in report.turns
-    ]
+    # the parent's app verified both signatures: the safeguarding alert, then the day
+    alert, summary = report.webhooks
+    assert summary["data"]["moods"] == [turn.value("emotion", "emotion") for turn in report.turns]
+    told = report.disclosure.result
+    assert told["engine"] == "safeguarding" and "grown-up" in told["response"]
+    assert told["safeguarding"]["alert"]["sent"] is True
+    assert alert["data"]["type"] == "safeguarding_alert"
+    assert alert["data"]["alert_id"] == told["safeguarding"]["alert"]["id"]
+    assert "child_words" not in alert["data"]
     output = "\n".join(lines)
     assert "heard: " in output and "bear: " in output
     assert "child said" in output and "success rate 100.0%" in output
+    assert "CRITICAL alert" in output
 
 
 async def test_demo_provider_needs_its_key(monkeypatch: pytest.MonkeyPatch) -> None:

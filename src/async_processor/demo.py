@@ -10,6 +10,10 @@ voice alone cannot tell happy from scared, and with voice only the demo heard th
 as happy (2 of 6 moods right, against 5 or 6 of 6 with the words); it costs about 10 ms a
 turn.
 
+After the clips, one clip-free turn is typed in: a child telling the bear something that
+needs a grown-up (:data:`DISCLOSURE`). The bear answers with a vetted reply to risk and a
+safeguarding alert, a CRITICAL signed webhook, reaches the parent's app at once.
+
 Meanwhile BATCH analytics over a day of sessions run in the process pool, every turn is
 journalled in SQLite at LOW priority, and a signed webhook tells the parent's app (a local
 receiver the demo starts) how the conversation went. Progress is printed live; the end is a
@@ -50,6 +54,8 @@ __all__ = ["DemoClip", "DemoReport", "TurnReport", "load_clips", "main", "run_de
 REPLY_DEADLINE_S = 5.0
 #: Seconds between two children's turns.
 TURN_SPACING_S = 0.4
+#: The typed turn in which a child discloses harm (written for the demo).
+DISCLOSURE = "my babysitter hits me when mummy is out"
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class DemoReport:
     """Everything the demo ran and measured."""
 
     turns: list[TurnReport]
+    disclosure: TaskResult
     background: list[TaskResult]
     webhooks: list[dict[str, Any]]
     metrics: dict[str, Any]
@@ -246,8 +253,11 @@ def analytics_tasks(days: int = 4, sessions_per_day: int = 20_000) -> list[Proce
     return tasks
 
 
-def demo_settings(provider: str, workdir: str, secret: str, receiver_host: str) -> Settings:
-    """Offline engines, a SQLite journal in ``workdir``, and the LLM ``provider`` chosen.
+def demo_settings(
+    provider: str, workdir: str, secret: str, receiver_host: str, parent_url: str | None = None
+) -> Settings:
+    """Offline engines, a SQLite journal in ``workdir``, the LLM ``provider`` chosen, and
+    safeguarding alerts to the parent's app at ``parent_url``.
 
     Egress: the demo's own webhook receiver (``receiver_host``, on loopback) is allowed
     explicitly, next to what ``ASYNC_PROCESSOR_EGRESS_ALLOW`` allows (a local LLM server)."""
@@ -266,6 +276,7 @@ def demo_settings(provider: str, workdir: str, secret: str, receiver_host: str) 
         database_allow_ddl=True,  # the demo creates its journal table
         webhook_secret=secret,
         egress_allow=(*parse_allow(os.environ.get(ALLOW_VARIABLE, "")), receiver_host),
+        parent_webhook=parent_url,
     )
 
 
@@ -285,7 +296,7 @@ async def run_demo(
             max_workers=8,
             max_thread_workers=2,
             max_process_workers=1,
-            settings=demo_settings(provider, workdir, secret, parent.host),
+            settings=demo_settings(provider, workdir, secret, parent.host, parent.url),
         )
         await processor.start()
         try:
@@ -318,11 +329,18 @@ class _Day:
         self.out(f"queued {len(background)} BATCH analytics jobs in the process pool")
         session_id = f"session-{secrets.token_hex(3)}"
         turns = await self._talk(session_id)
+        disclosure = await self._disclose(session_id, len(self.clips) + 1)
         results = await self._close_day(session_id, turns, parent)
         results += [await self.processor.wait_for_task(task.id, timeout=300) for task in background]
         metrics = await self.processor.get_performance_metrics()
         report = DemoReport(
-            turns, results, parent.received, metrics, warm_up_s, time.perf_counter() - started
+            turns,
+            disclosure,
+            results,
+            parent.received,
+            metrics,
+            warm_up_s,
+            time.perf_counter() - started,
         )
         print_report(report, self.out)
         return report
@@ -409,6 +427,38 @@ class _Day:
         results.append(await wait(notify.id, timeout=60))
         return results
 
+    async def _disclose(self, session_id: str, turn: int) -> TaskResult:
+        """The typed turn: a disclosure, the bear's safe reply, and the safeguarding alert."""
+        self.out(f"[   typed] child: {DISCLOSURE!r}")
+        context = {"child_age": self.child_age, "session_id": session_id, "turn": turn}
+        told = create_task(
+            ProcessingType.AI_RESPONSE,
+            {"prompt": f'The child said: "{DISCLOSURE}"', "context": context},
+            TaskPriority.CRITICAL,
+            timeout=15.0,
+            tags={"child_turn", "typed"},
+        )
+        result = await _run(self.processor, told)
+        if result.status is not TaskStatus.COMPLETED:
+            self.out(f"[   typed] reply {result.status.value}: {result.error}")
+            return result
+        self.out(f"[   typed] bear: {result.result['response']!r}")
+        self.out(f"[   typed] safeguarding: {_alert_summary(result)}")
+        return result
+
+
+def _alert_summary(result: TaskResult) -> str:
+    """What the safeguarding check heard in a reply's result, and where the alert went."""
+    value = result.result if isinstance(result.result, dict) else {}
+    safeguarding = value.get("safeguarding") or {}
+    risks = [risk["category"] for risk in safeguarding.get("assessment", {}).get("risks", [])]
+    alert = safeguarding.get("alert")
+    if alert is None:
+        return f"risks {risks or 'none'}; no alert (nothing of high severity)"
+    if alert.get("sent"):
+        return f"risks {risks}; CRITICAL alert {alert['id']} sent to the parent's app"
+    return f"risks {risks}; alert NOT sent: {alert.get('reason') or alert.get('error')}"
+
 
 async def _watch(
     processor: AdvancedAsyncProcessor, turn: TurnReport, out: Callable[[str], None]
@@ -452,6 +502,11 @@ def print_report(report: DemoReport, out: Callable[[str], None] = print) -> None
     out(
         "(enh/stt/emo/reply: each stage's run time in ms; turn: from the child's clip to the reply)"
     )
+    told = report.disclosure
+    if isinstance(told.result, dict):
+        out(f"\n{'typed':<9}{DISCLOSURE[:46]:<48}")
+        out(f"{'':<9}bear: {told.result.get('response', '-')}")
+        out(f"{'':<9}safeguarding: {_alert_summary(told)}")
     done = sum(r.status is TaskStatus.COMPLETED for r in report.background)
     out(
         f"\nbackground: {done}/{len(report.background)} tasks completed (journal, parent "

@@ -1,10 +1,13 @@
 """A real HTTP server on 127.0.0.1 that speaks the OpenAI and Anthropic chat APIs.
 
 The official SDKs are pointed at it with ``base_url``. It answers
-``POST /v1/chat/completions`` (OpenAI, streaming SSE or one JSON body) and ``POST /v1/messages``
-(Anthropic, streaming SSE events or one JSON body). What it does next is scripted: queue
-:class:`Reply`, :class:`Fail`, :class:`Hang` or :class:`Raw` behaviours, one per request, in
-order; when the queue is empty it sends ``default``. Every request is recorded.
+``POST /v1/chat/completions`` (OpenAI, streaming SSE or one JSON body), ``POST /v1/messages``
+(Anthropic, streaming SSE events or one JSON body) and ``POST /v1/moderations`` (OpenAI's
+moderation endpoint). What it does next is scripted: queue :class:`Reply`, :class:`Fail`,
+:class:`Hang` or :class:`Raw` behaviours, one per request, in order; when the queue is empty
+it sends ``default``. The moderation endpoint has its own script (:meth:`LLMServer.moderate`
+with :class:`Flag`, :class:`Fail` or :class:`Hang`; :class:`Flag` ``(False)`` by default).
+Every request is recorded. Played as a misbehaving model, it says what it is told to.
 
     async with LLMServer() as server:
         server.queue(Fail(429), Reply("Hello!"))
@@ -23,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["Fail", "Hang", "LLMServer", "Raw", "RecordedRequest", "Reply"]
+__all__ = ["Fail", "Flag", "Hang", "LLMServer", "Raw", "RecordedRequest", "Reply"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,33 @@ class Raw:
     content_type: str = "text/event-stream"
 
 
+@dataclass(frozen=True)
+class Flag:
+    """A moderation verdict: ``flagged`` with these ``categories`` (OpenAI's names)."""
+
+    flagged: bool
+    categories: tuple[str, ...] = ()
+
+
 Behaviour = Reply | Fail | Hang | Raw
+ModerationBehaviour = Flag | Fail | Hang
+
+#: Every category of OpenAI's moderation result, by its JSON name.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/instructions",
+    "self-harm/intent",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,13 @@ class LLMServer:
         #: Set when a request arrives (clear it to wait for the next one).
         self.request_arrived = asyncio.Event()
         self._script: deque[Behaviour] = deque()
+        self.moderation_default: ModerationBehaviour = Flag(False)
+        self._moderation_script: deque[ModerationBehaviour] = deque()
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1/moderations", self._moderations)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         self.port = 0
 
@@ -113,6 +145,10 @@ class LLMServer:
     def queue(self, *behaviours: Behaviour) -> None:
         """Answer the next requests with these behaviours, in order."""
         self._script.extend(behaviours)
+
+    def moderate(self, *behaviours: ModerationBehaviour) -> None:
+        """Answer the next moderation requests with these behaviours, in order."""
+        self._moderation_script.extend(behaviours)
 
     async def start(self) -> None:
         await self._runner.setup()
@@ -152,6 +188,33 @@ class LLMServer:
             except TimeoutError:
                 pass
         return behaviour, body
+
+    async def _moderations(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(
+            RecordedRequest(request.path, dict(request.headers), body, time.monotonic())
+        )
+        self.request_arrived.set()
+        script = self._moderation_script
+        behaviour = script.popleft() if script else self.moderation_default
+        if isinstance(behaviour, Hang):
+            try:
+                async with asyncio.timeout(behaviour.seconds):
+                    await self._closing.wait()
+            except TimeoutError:
+                pass
+            return _openai_error(503, "the server closed while hanging", {})
+        if isinstance(behaviour, Fail):
+            return _openai_error(behaviour.status, behaviour.message, behaviour.headers)
+        flags = {name: name in behaviour.categories for name in MODERATION_CATEGORIES}
+        result = {
+            "flagged": behaviour.flagged,
+            "categories": flags,
+            "category_scores": {name: 0.9 if on else 0.01 for name, on in flags.items()},
+            "category_applied_input_types": {name: ["text"] for name in flags},
+        }
+        model = body.get("model", "omni-moderation-latest")
+        return web.json_response({"id": "modr-fake", "model": model, "results": [result]})
 
     @staticmethod
     def _authorised(request: web.Request) -> bool:

@@ -1,18 +1,23 @@
 """AI_RESPONSE: the teddy bear's reply to what a child said.
 
+Every turn first passes :func:`.safeguarding.assess_child`. A risk in the child's words is
+answered by its category's vetted reply (:mod:`.risk_replies`), never by the reply bank or a
+language model, and a HIGH-severity risk raises a safeguarding alert
+(:mod:`.safeguarding_alerts`). Words the classifier is unsure about are never echoed back;
+a provider is told to be careful with them.
+
 Offline (``Settings.llm`` is None) a retrieval responder answers from a curated bank
 (:mod:`.reply_bank`): the child's words are matched to an intent by all-MiniLM-L6-v2 cosine
 similarity (``engine: "embedding-retrieval"``) or, without the embedding model, by shared
 keywords (``"keyword-retrieval"``); a reply is picked deterministically per session and turn
-and shaped by the child's emotion and age. Below the match threshold the bear keeps the
-conversation going: it echoes the child's words and asks a gentle open question.
+and shaped by the child's emotion and age. Below the match threshold the child's words are
+never echoed back: the bear asks to hear it another way, or to ask a grown-up together.
+Offline replies pass :func:`.safety.check_reply`, which may shorten or replace them.
 
 With ``Settings.llm`` the reply comes from an OpenAI-compatible chat API or Anthropic
-Messages, streamed, through the official SDKs. The provider and the model name come only from
-the settings: a payload's ``model`` is recorded as ``requested_model`` and changes nothing.
-
-Every reply, offline or not, passes :func:`.safety.check_reply`, which may shorten it or
-replace it with a safe one; ``safety`` in the result records what it did.
+Messages (:mod:`.llm_replies`), streamed, and checked sentence by sentence before release
+(:mod:`.reply_gate`). The provider and the model name come only from the settings: a
+payload's ``model`` is recorded as ``requested_model`` and changes nothing.
 
 Payload: ``prompt`` or ``prompt_template`` (a ``str.format_map`` template over ``context``
 and the dependencies' results, or the name of a built-in template such as
@@ -24,29 +29,29 @@ dependencies (a transcription), shaped by their ``emotion``.
 Result: ``response``, ``model``, ``provider`` (``offline``, ``openai`` or ``anthropic``),
 ``safety``, ``engine``, and beyond the contract: ``input_text`` (the words answered),
 ``emotion``, ``child_age``, ``requested_model``; offline also ``intent``, ``similarity`` and
-``input_flags`` (safety flags in the child's words); providers also ``usage``
-(``input_tokens``, ``output_tokens``) and ``stop_reason``.
+``input_flags`` (safeguarding categories in the child's words); providers also ``usage``
+(``input_tokens``, ``output_tokens``) and ``stop_reason``; always ``safeguarding``
+(``assessment``, ``reply_assessment``, ``alert``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
-import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from math import log
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EgressDeniedError, InvalidInputError, ProviderError, ProviderRequestError
+from ..errors import InvalidInputError
 from ..task import ProcessingTask
-from . import embeddings, extras, inputs, safety
-from .egress import EgressPolicy, denial_in, redact_url
+from . import embeddings, extras, inputs, risk_replies, safeguarding, safety
+from .llm_replies import DEFAULT_MODELS, ChatRequest, provider_reply, system_prompt
 from .reply_bank import CLARIFY, EMOTION_OPENERS, INTENTS, REFLECT, YOUNG_AGE, Intent
-from .settings import ProviderSettings, Settings
+from .safeguarding_alerts import AlertContext, raise_alert
+from .settings import Settings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,8 +74,6 @@ EMBEDDING_THRESHOLD = 0.33
 NEAREST = 3
 #: Share of the child's (idf-weighted) content words an intent must cover without embeddings.
 KEYWORD_THRESHOLD = 0.3
-#: The model used when ``ProviderSettings.model`` is not set.
-DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 #: ``prompt_template`` may name one of these instead of spelling out a template.
 NAMED_TEMPLATES = {
     "child_interaction": 'The child said: "{text}"',
@@ -135,6 +138,8 @@ _SWAPS = {
     "you're": "I'm",
 }
 _FALLBACK = "fallback"
+_UNSURE = "unsure"
+_QUESTION = "question"
 _ADDRESS = re.compile(r"\b(?:teddy bear|teddy|mr\.? bear)\b", re.IGNORECASE)
 
 
@@ -151,6 +156,9 @@ class _Request:
     session: str
     max_tokens: int | None
     requested_model: str | None
+    task_id: str
+    session_id: str | None
+    turn: Any
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,7 @@ class OfflineReply:
     similarity: float
     engine: str
     input_flags: tuple[str, ...]
+    assessment: safeguarding.Assessment | None = None
 
 
 async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
@@ -174,9 +183,45 @@ async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
         MissingExtraError: the ``nlp`` or ``ai`` extra is not installed.
     """
     request = _parse(task)
-    if settings.llm is None:
-        return await asyncio.to_thread(_offline_result, request)
-    return await _provider_result(request, settings.llm, EgressPolicy(settings.egress_allow))
+    child = await asyncio.to_thread(safeguarding.assess_child, request.input_text)
+    if settings.llm is None or not child.safe:  # a risk never goes to the model
+        result = await asyncio.to_thread(_offline_result, request, child)
+    else:
+        result = await _provider_result(request, settings, child.uncertain)
+    result.update(
+        input_text=request.input_text,
+        emotion=request.emotion,
+        child_age=request.child_age,
+        requested_model=request.requested_model,
+    )
+    context = AlertContext(
+        request.task_id,
+        request.session_id,
+        request.turn,
+        request.child_age,
+        request.input_text,
+        result["response"],
+    )
+    result["safeguarding"] = {
+        "assessment": child.to_dict(),
+        "reply_assessment": result.pop("reply_assessment", None),
+        "alert": await raise_alert(child, context, settings),
+    }
+    return result
+
+
+async def _provider_result(
+    request: _Request, settings: Settings, uncertain: bool
+) -> dict[str, Any]:
+    chat = ChatRequest(
+        system=system_prompt(request.child_age, request.emotion, request.instruction, uncertain),
+        user_message=request.user_message,
+        child_message=request.input_text,
+        child_age=request.child_age,
+        emotion=request.emotion,
+        max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
+    )
+    return await provider_reply(chat, settings)
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -235,6 +280,9 @@ def _parse(task: ProcessingTask) -> _Request:
         session=f"{session}|{context.get('turn', '')}",
         max_tokens=_max_tokens(payload.get("max_tokens")),
         requested_model=_optional_str(payload, "model"),
+        task_id=task.id,
+        session_id=str(session) if session not in (None, "") else None,
+        turn=context.get("turn"),
     )
 
 
@@ -388,41 +436,69 @@ def offline_reply(
     session: str = "",
     max_tokens: int | None = None,
     use_embeddings: bool | None = None,
+    assessment: safeguarding.Assessment | None = None,
 ) -> OfflineReply:
-    """The retrieval responder's reply to ``text`` (before the safety check).
+    """The offline reply to ``text`` (before the safety check).
+
+    The child's words are assessed first (``assessment``, or :func:`.safeguarding.assess_child`):
+    a risk is answered by its category's reply from :mod:`.risk_replies` (intent
+    ``safeguarding:<category>``, engine ``safeguarding``). Then the reply bank is searched;
+    without a confident match the bear never echoes (:func:`_not_understood`), and the
+    ``sharing`` intent echoes only a statement the classifier is sure is safe.
 
     ``use_embeddings`` None uses the embedding model when it is installed; False forces the
-    keyword matcher. CPU-bound (one sentence embedding): call it from a worker thread.
+    keyword matcher. CPU-bound (sentence embeddings): call it from a worker thread.
     """
+    if assessment is None:
+        assessment = safeguarding.assess_child(text)
+    seed = _seed(session, text)
+    flags = tuple(dict.fromkeys(risk.category.value for risk in assessment.risks))
+    top = assessment.top
+    if top is not None:  # vetted words, never cut short
+        reply = risk_replies.risk_reply(top.category, child_age, seed)
+        name = f"safeguarding:{top.category.value}"
+        return OfflineReply(reply, name, top.confidence, "safeguarding", flags, assessment)
     if use_embeddings is None:
         use_embeddings = embeddings.model_available()
-    flags = tuple(safety.scan_text(text))
     if use_embeddings:
         intent, similarity = _embedding_match(text)
         engine = "embedding-retrieval"
     else:
         intent, similarity = _keyword_match(text)
         engine = "keyword-retrieval"
-    concerns = safety.check_child_message(text)
-    if any(concern != "personal_information" for concern in concerns):
-        intent = _INTENTS_BY_NAME["danger"]
-    elif concerns:
-        intent = _INTENTS_BY_NAME["privacy"]
     max_sentences, max_words = safety.length_limit(child_age)
     if max_tokens is not None:
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
-    seed = _seed(session, text)
-    if intent is None:
-        reply = _fit(_fallback(text, flags, seed), max_sentences, max_words)
-    elif intent.reflect and _echoable(text, flags):
-        reply = _fit(_reflect(text, seed), max_sentences, max_words)
+    question = risk_replies.is_question(text)
+    if intent is None or (intent.reflect and (assessment.uncertain or question)):
+        reply, name = _not_understood(text, question, assessment.uncertain, child_age, seed)
+    elif intent.reflect and _echoable(text):
+        reply, name = _fit(_reflect(text, seed), max_sentences, max_words), intent.name
     else:
         reply = _compose(intent, child_age, emotion, child_name, seed, max_sentences, max_words)
-    name = intent.name if intent is not None else _FALLBACK
-    return OfflineReply(reply, name, round(similarity, 4), engine, flags)
+        name = intent.name
+    return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment)
 
 
-def _offline_result(request: _Request) -> dict[str, Any]:
+def _not_understood(
+    text: str, question: bool, uncertain: bool, child_age: int | None, seed: int
+) -> tuple[str, str]:
+    """(reply, intent) when the bank has no confident answer: never the child's words back.
+
+    Gibberish is asked to be said again; a question goes to a grown-up together; words the
+    classifier is unsure about get the ``unsure`` reply; anything else a gentle "say it
+    another way" (the echo is kept for the ``sharing`` intent, on words judged safe).
+    """
+    if not _echoable(text):
+        return CLARIFY[seed % len(CLARIFY)], _FALLBACK
+    if question:
+        return risk_replies.question_reply(child_age, seed), _QUESTION
+    if uncertain:
+        return risk_replies.unsure_reply(child_age, seed), _UNSURE
+    return CLARIFY[seed % len(CLARIFY)], _FALLBACK
+
+
+def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[str, Any]:
     chosen = offline_reply(
         request.input_text,
         child_age=request.child_age,
@@ -430,24 +506,26 @@ def _offline_result(request: _Request) -> dict[str, Any]:
         child_name=request.child_name,
         session=request.session,
         max_tokens=request.max_tokens,
+        assessment=child,
     )
-    verdict = safety.check_reply(
-        chosen.text, request.child_age, request.emotion, child_message=request.input_text
-    )
-    matcher = "all-MiniLM-L6-v2" if chosen.engine == "embedding-retrieval" else "keywords"
+    if chosen.engine == "safeguarding" or chosen.intent in (_QUESTION, _UNSURE):
+        verdict = safety.SafetyVerdict(True, (), "allowed", (), chosen.text)  # vetted replies
+        model = "teddy-risk-replies"
+    else:
+        verdict = safety.check_reply(
+            chosen.text, request.child_age, request.emotion, child_message=request.input_text
+        )
+        matcher = "all-MiniLM-L6-v2" if chosen.engine == "embedding-retrieval" else "keywords"
+        model = f"teddy-reply-bank/{matcher}"
     return {
         "response": verdict.text,
-        "model": f"teddy-reply-bank/{matcher}",
+        "model": model,
         "provider": "offline",
         "engine": chosen.engine,
         "safety": verdict.to_dict(),
         "intent": chosen.intent,
         "similarity": chosen.similarity,
         "input_flags": list(chosen.input_flags),
-        "input_text": request.input_text,
-        "emotion": request.emotion,
-        "child_age": request.child_age,
-        "requested_model": request.requested_model,
     }
 
 
@@ -584,9 +662,9 @@ def _compose(
     return _fit(reply, max_sentences, max_words)
 
 
-def _echoable(text: str, flags: Sequence[str]) -> bool:
-    """Whether the child's words may be said back: real words, nothing unsafe."""
-    return not flags and bool(_COMMON_WORDS.intersection(_WORD.findall(text.lower())))
+def _echoable(text: str) -> bool:
+    """Whether the child's (safe) words may be said back: real words, not gibberish."""
+    return bool(_COMMON_WORDS.intersection(_WORD.findall(text.lower())))
 
 
 def _reflect(text: str, seed: int) -> str:
@@ -601,12 +679,6 @@ def _reflect(text: str, seed: int) -> str:
         words.append(word)
     reply = REFLECT[seed % len(REFLECT)].format(echo=" ".join(words))
     return reply[0].upper() + reply[1:]
-
-
-def _fallback(text: str, flags: Sequence[str], seed: int) -> str:
-    if _echoable(text, flags):
-        return _reflect(text, seed)
-    return CLARIFY[seed % len(CLARIFY)]
 
 
 def _fits(text: str, max_sentences: int, max_words: int) -> bool:
@@ -625,230 +697,3 @@ def _fit(reply: str, max_sentences: int, max_words: int) -> str:
     if kept:
         return " ".join(kept)
     return " ".join(reply.split()[:max_words]).rstrip(",;:") + "..."
-
-
-# -- providers ---------------------------------------------------------------------------------
-
-
-def _system_prompt(request: _Request) -> str:
-    who = "a young child"
-    if request.child_age is not None:
-        who = f"a child aged {request.child_age}"
-    lines = [
-        f"You are Teddy, a warm and gentle teddy bear talking with {who}.",
-        "Answer in two to four short, simple sentences a small child understands.",
-        "Be kind, playful and encouraging. Never be scary, violent, rude or grown-up.",
-        "Never ask for or repeat personal information: no full names, addresses, schools, "
-        "phone numbers, passwords or photos.",
-        "Never suggest meeting anyone, keeping secrets from parents, or going anywhere.",
-        "If the child may be hurt, sick, in danger or very upset, kindly tell them to talk "
-        "to a trusted grown-up, such as a parent or teacher, right away.",
-        "You are a toy, not a person; say so if asked.",
-    ]
-    if request.emotion and request.emotion != "neutral":
-        lines.append(f"The child sounds {request.emotion}; respond to that feeling first.")
-    if request.instruction:
-        lines.append(f"The app asks: {request.instruction}")
-    return "\n".join(lines)
-
-
-def _transient(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-#: Error types, in an error event inside a stream, that may pass if the request is retried.
-_TRANSIENT_ERRORS = frozenset(
-    {"api_error", "overloaded_error", "rate_limit_error", "server_error", "timeout_error"}
-)
-
-
-def _stream_error(provider: str, exc: Exception) -> ProviderError | ProviderRequestError:
-    """The error for an error event that arrived inside a stream."""
-    body = getattr(exc, "body", None)
-    error = body.get("error", body) if isinstance(body, Mapping) else None
-    kind = str(error.get("type", "")) if isinstance(error, Mapping) else ""
-    if not re.fullmatch(r"[A-Za-z_]{1,40}", kind):
-        kind = ""  # an error type is an identifier; anything else is body text, not shown
-    message = f"{provider} reported an error mid-stream ({kind or 'unknown type'})"
-    if kind in _TRANSIENT_ERRORS:
-        return ProviderError(message)
-    return ProviderRequestError(message)
-
-
-async def _provider_result(
-    request: _Request, config: ProviderSettings, policy: EgressPolicy
-) -> dict[str, Any]:
-    if config.kind not in DEFAULT_MODELS:
-        raise ProviderRequestError(
-            f"AI_RESPONSE supports the openai and anthropic providers, not {config.kind!r}; "
-            "set ASYNC_PROCESSOR_LLM=openai (also for OpenAI-compatible servers) or anthropic"
-        )
-    key_variable = f"{config.kind.upper()}_API_KEY"
-    if _api_key(config) is None and not os.environ.get(key_variable):
-        raise ProviderRequestError(
-            f"the {config.kind} provider needs an API key: set {key_variable} (or "
-            "ProviderSettings.api_key), or a base_url for a server that needs none"
-        )
-    model = config.model or DEFAULT_MODELS[config.kind]
-    max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-    reply = await _call_provider(config, policy, request, model, max_tokens)
-    if not reply.text.strip():
-        raise ProviderRequestError(
-            f"{config.kind} returned an empty reply (model {reply.model!r}); check that the "
-            "server streams chat completions"
-        )
-    verdict = await asyncio.to_thread(
-        functools.partial(safety.check_reply, child_message=request.input_text),
-        reply.text.strip(),
-        request.child_age,
-        request.emotion,
-    )
-    return {
-        "response": verdict.text,
-        "model": reply.model,
-        "provider": config.kind,
-        "engine": f"{config.kind}-{'chat' if config.kind == 'openai' else 'messages'}-stream",
-        "safety": verdict.to_dict(),
-        "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
-        "stop_reason": reply.stop_reason,
-        "input_text": request.input_text,
-        "emotion": request.emotion,
-        "child_age": request.child_age,
-        "requested_model": request.requested_model,
-    }
-
-
-async def _call_provider(
-    config: ProviderSettings, policy: EgressPolicy, request: _Request, model: str, max_tokens: int
-) -> _Streamed:
-    """The streamed reply, through an SDK whose connections obey the egress policy; its
-    failures as this library's errors, with a status code but never a response body."""
-    call = _openai_chat if config.kind == "openai" else _anthropic_messages
-    sdk = extras.require(config.kind, "ai", f"AI_RESPONSE with the {config.kind} provider")
-    from . import egress_http  # httpx (or httpx2) comes with the SDKs
-
-    # The SDK closes this client with its own.
-    http_client = await egress_http.async_client(
-        policy, egress_http.http_family(sdk), timeout=config.timeout, follow_redirects=True
-    )
-    try:
-        return await call(
-            sdk, config, http_client, model, _system_prompt(request), request, max_tokens
-        )
-    except EgressDeniedError:
-        raise
-    except sdk.APIStatusError as exc:
-        if exc.status_code < 400:  # an error event inside a stream that began with 200
-            raise _stream_error(config.kind, exc) from exc
-        kind = ProviderError if _transient(exc.status_code) else ProviderRequestError
-        raise kind(f"{config.kind} answered HTTP {exc.status_code}") from exc
-    except sdk.APIConnectionError as exc:  # also the SDK's own request timeout
-        denied = denial_in(exc)
-        if denied is not None:
-            raise denied from exc
-        where = redact_url(config.base_url) if config.base_url else "its default URL"
-        raise ProviderError(f"{config.kind} could not be reached at {where}: {exc}") from exc
-    except sdk.APIError as exc:  # an error event inside the stream, without a status
-        raise _stream_error(config.kind, exc) from exc
-    except Exception as exc:  # a malformed stream: bad JSON, missing fields
-        raise ProviderRequestError(
-            f"{config.kind} sent a malformed response ({type(exc).__name__})"
-        ) from exc
-
-
-@dataclass
-class _Streamed:
-    model: str
-    text: str = ""
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    stop_reason: str | None = None
-
-
-def _api_key(config: ProviderSettings) -> str | None:
-    # A self-hosted OpenAI-compatible server usually needs no key, but the SDK insists.
-    return config.api_key or ("unused" if config.base_url else None)
-
-
-async def _openai_chat(
-    sdk: Any,
-    config: ProviderSettings,
-    http_client: Any,
-    model: str,
-    system: str,
-    request: _Request,
-    max_tokens: int,
-) -> _Streamed:
-    client = sdk.AsyncOpenAI(
-        api_key=_api_key(config),
-        base_url=config.base_url,
-        timeout=config.timeout,
-        max_retries=config.max_retries,
-        http_client=http_client,
-    )
-    reply = _Streamed(model)
-    parts: list[str] = []
-    async with client:
-        stream = await client.chat.completions.create(
-            model=model,
-            messages=[
-                {"role": "system", "content": system},
-                {"role": "user", "content": request.user_message},
-            ],
-            max_tokens=max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        async with stream:
-            async for chunk in stream:
-                reply.model = chunk.model or reply.model
-                if chunk.usage is not None:
-                    reply.input_tokens = chunk.usage.prompt_tokens
-                    reply.output_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices:
-                    if choice.delta is not None and choice.delta.content:
-                        parts.append(choice.delta.content)
-                    if choice.finish_reason:
-                        reply.stop_reason = choice.finish_reason
-    reply.text = "".join(parts)
-    return reply
-
-
-async def _anthropic_messages(
-    sdk: Any,
-    config: ProviderSettings,
-    http_client: Any,
-    model: str,
-    system: str,
-    request: _Request,
-    max_tokens: int,
-) -> _Streamed:
-    client = sdk.AsyncAnthropic(
-        api_key=_api_key(config),
-        base_url=config.base_url,
-        timeout=config.timeout,
-        max_retries=config.max_retries,
-        http_client=http_client,
-    )
-    reply = _Streamed(model)
-    parts: list[str] = []
-    async with client:
-        stream = await client.messages.create(
-            model=model,
-            max_tokens=max_tokens,
-            system=system,
-            messages=[{"role": "user", "content": request.user_message}],
-            stream=True,
-        )
-        async with stream:
-            async for event in stream:
-                if event.type == "message_start":
-                    reply.model = event.message.model or reply.model
-                    reply.input_tokens = event.message.usage.input_tokens
-                elif event.type == "content_block_delta" and event.delta.type == "text_delta":
-                    parts.append(event.delta.text)
-                elif event.type == "message_delta":
-                    reply.output_tokens = event.usage.output_tokens
-                    reply.stop_reason = event.delta.stop_reason
-    reply.text = "".join(parts)
-    return reply

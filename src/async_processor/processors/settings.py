@@ -22,6 +22,8 @@ __all__ = ["ProviderSettings", "Settings", "SmtpSettings", "default_database_pat
 PROVIDER_KINDS = ("openai", "anthropic", "hume", "http")
 #: What a repr shows instead of a key, password, token or secret.
 HIDDEN = "***"
+#: How ``Settings.moderation`` is asked: the moderation endpoint, or a guard chat model.
+MODERATION_APIS = ("moderations", "guard")
 
 
 def _hidden(_: object) -> str:
@@ -192,6 +194,25 @@ class Settings:
             gateways, SMTP and providers may connect to; empty by default, so only public
             addresses are reached (see :mod:`async_processor.processors.egress`). A
             comma-separated string is accepted. Env: ``ASYNC_PROCESSOR_EGRESS_ALLOW``.
+        moderation: a provider moderation check that every ``AI_RESPONSE`` provider reply
+            also passes (fail closed); None means the offline classifier only. An
+            OpenAI-compatible provider: with ``moderation_api="moderations"`` its
+            ``/v1/moderations`` endpoint, with ``"guard"`` a guard model (Llama Guard)
+            answering ``safe`` or ``unsafe`` through chat completions. Env:
+            ``ASYNC_PROCESSOR_MODERATION`` = ``openai`` | ``guard``, with
+            ``ASYNC_PROCESSOR_MODERATION_URL`` (else ``OPENAI_BASE_URL``),
+            ``OPENAI_API_KEY`` and ``ASYNC_PROCESSOR_MODERATION_MODEL``.
+        moderation_api: ``"moderations"`` or ``"guard"`` (see ``moderation``).
+        safeguarding_channel: where a safeguarding alert goes (a HIGH-severity risk in a
+            child's words): an ``http(s)://`` webhook URL, ``mailto:address``,
+            ``sms:+number`` or ``push:token``; None sends it to ``parent_webhook``. Route it
+            away from the parent account when the person a child names may hold it (see
+            docs/processors/safeguarding.md). Env: ``ASYNC_PROCESSOR_SAFEGUARDING_CHANNEL``.
+        parent_webhook: the parent's app webhook, the default safeguarding channel. Env:
+            ``ASYNC_PROCESSOR_PARENT_WEBHOOK``.
+        safeguarding_include_words: put the child's own words in a safeguarding alert
+            (default off: the alert says what kind of risk, not what was said). Env:
+            ``ASYNC_PROCESSOR_SAFEGUARDING_INCLUDE_WORDS=1``.
     """
 
     llm: ProviderSettings | None = None
@@ -214,6 +235,11 @@ class Settings:
     max_audio_seconds: float = 120.0
     max_image_pixels: int = 40_000_000
     egress_allow: tuple[str, ...] = ()
+    moderation: ProviderSettings | None = None
+    moderation_api: str = "moderations"
+    safeguarding_channel: str | None = None
+    parent_webhook: str | None = None
+    safeguarding_include_words: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "egress_allow", parse_allow(self.egress_allow))
@@ -230,6 +256,7 @@ class Settings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
         self._check_databases()
+        self._check_safeguarding()
         for name, seconds in self.default_timeouts.items():
             if (
                 isinstance(seconds, bool)
@@ -239,6 +266,22 @@ class Settings:
                 raise InvalidArgumentError(
                     f"default_timeouts[{name!r}] must be a number of seconds > 0, got {seconds!r}"
                 )
+
+    def _check_safeguarding(self) -> None:
+        if self.moderation_api not in MODERATION_APIS:
+            raise InvalidArgumentError(
+                f"moderation_api must be one of {', '.join(MODERATION_APIS)}, got "
+                f"{self.moderation_api!r}"
+            )
+        if self.moderation is not None and self.moderation.kind != "openai":
+            raise InvalidArgumentError(
+                "Settings.moderation must be an OpenAI-compatible ProviderSettings('openai', "
+                f"...), got kind {self.moderation.kind!r}"
+            )
+        for name in ("safeguarding_channel", "parent_webhook"):
+            value = getattr(self, name)
+            if value is not None:
+                _alert_target(value, name)
 
     def _check_databases(self) -> None:
         for name, url in self.databases.items():
@@ -262,7 +305,24 @@ class Settings:
         def databases(urls: Mapping[str, str]) -> dict[str, str]:
             return {name: _url_without_password(url) for name, url in urls.items()}
 
-        return _masked_repr(self, {"webhook_secret": _hidden, "databases": databases})
+        return _masked_repr(
+            self,
+            {
+                "webhook_secret": _hidden,
+                "databases": databases,
+                "safeguarding_channel": _url_without_password,
+                "parent_webhook": _url_without_password,
+            },
+        )
+
+    def safeguarding_target(self) -> tuple[str, str] | None:
+        """(notification channel, recipient) for safeguarding alerts, or None when neither
+        ``safeguarding_channel`` nor ``parent_webhook`` is set."""
+        if self.safeguarding_channel is not None:
+            return _alert_target(self.safeguarding_channel, "safeguarding_channel")
+        if self.parent_webhook is not None:
+            return _alert_target(self.parent_webhook, "parent_webhook")
+        return None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -313,6 +373,7 @@ class Settings:
             push=_http_from_env(env, "PUSH"),
             egress_allow=parse_allow(env.get(ALLOW_VARIABLE, "")),
             max_result_bytes=max_result_bytes,
+            **_safeguarding_from_env(env),
         )
 
 
@@ -359,3 +420,51 @@ def _http_from_env(env: Mapping[str, str], name: str) -> ProviderSettings | None
     if not url:
         return None
     return ProviderSettings("http", url, env.get(f"ASYNC_PROCESSOR_{name}_TOKEN") or None)
+
+
+def _safeguarding_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The moderation and safeguarding-alert fields of :meth:`Settings.from_env`."""
+    choice = env.get("ASYNC_PROCESSOR_MODERATION", "")
+    moderation = None
+    if choice:
+        if choice not in ("openai", "guard"):
+            raise InvalidArgumentError(
+                f"ASYNC_PROCESSOR_MODERATION must be openai (the moderation endpoint) or guard "
+                f"(a guard model behind an OpenAI-compatible server), got {choice!r}"
+            )
+        moderation = ProviderSettings(
+            "openai",
+            env.get("ASYNC_PROCESSOR_MODERATION_URL") or env.get("OPENAI_BASE_URL"),
+            env.get("OPENAI_API_KEY"),
+            env.get("ASYNC_PROCESSOR_MODERATION_MODEL") or None,
+        )
+    include = env.get("ASYNC_PROCESSOR_SAFEGUARDING_INCLUDE_WORDS", "").strip().lower()
+    if include not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise InvalidArgumentError(
+            f"ASYNC_PROCESSOR_SAFEGUARDING_INCLUDE_WORDS must be 1 or 0, got {include!r}"
+        )
+    return {
+        "moderation": moderation,
+        "moderation_api": "guard" if choice == "guard" else "moderations",
+        "safeguarding_channel": env.get("ASYNC_PROCESSOR_SAFEGUARDING_CHANNEL") or None,
+        "parent_webhook": env.get("ASYNC_PROCESSOR_PARENT_WEBHOOK") or None,
+        "safeguarding_include_words": include in ("1", "true", "yes"),
+    }
+
+
+_ALERT_SCHEMES = {"mailto": "email", "sms": "sms", "push": "push"}
+
+
+def _alert_target(value: str, name: str) -> tuple[str, str]:
+    """``value`` as (notification channel, recipient)."""
+    scheme, _, rest = value.partition(":")
+    if scheme in ("http", "https") and urlsplit(value).hostname:
+        return "webhook", value
+    if scheme in _ALERT_SCHEMES and rest.strip():
+        if name == "parent_webhook":
+            raise InvalidArgumentError(f"parent_webhook must be an http(s) URL, got {value!r}")
+        return _ALERT_SCHEMES[scheme], rest.strip()
+    raise InvalidArgumentError(
+        f"{name} must be an http(s):// webhook URL, mailto:address, sms:+number or "
+        f"push:token, got {value!r}"
+    )
