@@ -7,13 +7,19 @@ from collections.abc import Sequence
 
 from .result import TaskResult
 
-__all__ = ["EndedTask", "RetainedResults"]
+__all__ = ["EndedTask", "Kept", "RetainedResults", "result_of"]
 
 _SHARDS = 64
 
 
 class EndedTask:
-    """What is kept of an ended task: its result and its place in the graph (no payload)."""
+    """The place in the graph of an ended task that had one, beside its result.
+
+    Only a task with dependencies, dependents, a deadline or a lifted priority needs one.
+    Most tasks have none of these: the store keeps their bare :class:`TaskResult` (the
+    submission number lives on the result), so that their place in the graph costs no
+    memory, and :meth:`RetainedResults.ended` builds a transient one when asked.
+    """
 
     __slots__ = (
         "deadline",
@@ -22,13 +28,11 @@ class EndedTask:
         "effective_deadline",
         "priority",
         "result",
-        "seq",
     )
 
     def __init__(
         self,
         result: TaskResult,
-        seq: int,
         depends_on: Sequence[str] = (),
         dependents: list[str] | None = None,
         deadline: float | None = None,
@@ -36,8 +40,6 @@ class EndedTask:
         priority: int | None = None,
     ) -> None:
         self.result = result
-        #: Submission number: the order of :meth:`TaskManager.views`.
-        self.seq = seq
         self.depends_on = depends_on
         #: Ids of the tasks that depend on this one (None until one does).
         self.dependents = dependents
@@ -45,6 +47,19 @@ class EndedTask:
         self.effective_deadline = effective_deadline
         #: Effective priority when it ended.
         self.priority = result.priority.value if priority is None else priority
+
+    @property
+    def seq(self) -> int:
+        """Submission number: the order of :meth:`TaskManager.views`."""
+        return self.result._seq
+
+
+#: What the store holds per task: the bare result, or the result with its graph.
+Kept = TaskResult | EndedTask
+
+
+def result_of(kept: Kept) -> TaskResult:
+    return kept.result if isinstance(kept, EndedTask) else kept
 
 
 class RetainedResults:
@@ -67,12 +82,12 @@ class RetainedResults:
         self.ttl = ttl
         self.max_results = max_results
         self._order: deque[str] = deque()
-        self._shards: list[dict[str, EndedTask]] = [{} for _ in range(_SHARDS)]
+        self._shards: list[dict[str, Kept]] = [{} for _ in range(_SHARDS)]
         self.evicted = 0
         #: Submission numbers for results added without one (recovered from a store).
         self._next_seq = -(2**62)
 
-    def _shard(self, task_id: str) -> dict[str, EndedTask]:
+    def _shard(self, task_id: str) -> dict[str, Kept]:
         return self._shards[hash(task_id) % _SHARDS]
 
     def __len__(self) -> int:
@@ -84,29 +99,48 @@ class RetainedResults:
     def add(self, result: TaskResult, now: float) -> None:
         """Keep a result that comes without its graph (recovered from a task store)."""
         self._next_seq += 1
-        self.keep(EndedTask(result, self._next_seq), now)
+        result._seq = self._next_seq
+        self.keep(result, now)
 
-    def keep(self, ended: EndedTask, now: float) -> None:
-        task_id = ended.result.task_id
-        self._shard(task_id)[task_id] = ended
+    def keep(self, kept: Kept, now: float) -> None:
+        """Keep an ended task: its bare result, or with its graph when it has one."""
+        task_id = result_of(kept).task_id
+        self._shard(task_id)[task_id] = kept
         self._order.append(task_id)
         self.expire(now)
 
     def get(self, task_id: str, now: float) -> TaskResult | None:
         """The result, or None if unknown or past its TTL."""
-        ended = self.ended(task_id, now)
-        return None if ended is None else ended.result
+        kept = self._kept(task_id, now)
+        return None if kept is None else result_of(kept)
 
     def ended(self, task_id: str, now: float) -> EndedTask | None:
-        """What is kept of an ended task, or None if unknown or past its TTL."""
-        ended = self._shard(task_id).get(task_id)
-        if ended is None:
+        """What is kept of an ended task, or None if unknown or past its TTL. For a task
+        without a graph it is built anew: changing it changes nothing kept (see
+        :meth:`place`)."""
+        kept = self._kept(task_id, now)
+        if kept is None or isinstance(kept, EndedTask):
+            return kept
+        return EndedTask(kept)
+
+    def place(self, task_id: str, now: float) -> EndedTask | None:
+        """The kept place in the graph of an ended task, created if it had none, so that
+        a dependent submitted after it ended can be recorded; None if unknown."""
+        kept = self._kept(task_id, now)
+        if kept is None or isinstance(kept, EndedTask):
+            return kept
+        ended = self._shard(task_id)[task_id] = EndedTask(kept)
+        return ended
+
+    def _kept(self, task_id: str, now: float) -> Kept | None:
+        kept = self._shard(task_id).get(task_id)
+        if kept is None:
             return None
-        completed_at = ended.result.completed_at
+        completed_at = result_of(kept).completed_at
         if completed_at is not None and now - completed_at > self.ttl:
             self.expire(now)
             return None
-        return ended
+        return kept
 
     def expire(self, now: float) -> None:
         """Drop results past their TTL and any beyond ``max_results``."""
@@ -115,7 +149,7 @@ class RetainedResults:
             self._drop(order.popleft())
         cutoff = now - self.ttl
         while order:
-            oldest = self._shard(order[0])[order[0]].result
+            oldest = result_of(self._shard(order[0])[order[0]])
             if oldest.completed_at is None or oldest.completed_at > cutoff:
                 break
             self._drop(order.popleft())
@@ -126,8 +160,9 @@ class RetainedResults:
 
     def values(self) -> list[TaskResult]:
         """Every kept result, oldest first."""
-        return [self._shard(task_id)[task_id].result for task_id in self._order]
+        return [result_of(self._shard(task_id)[task_id]) for task_id in self._order]
 
-    def entries(self) -> list[EndedTask]:
-        """Everything kept of every ended task, in completion order."""
+    def entries(self) -> list[Kept]:
+        """Everything kept of every ended task, in completion order: a bare result for a
+        task without a graph, an :class:`EndedTask` for one with."""
         return [self._shard(task_id)[task_id] for task_id in self._order]
