@@ -10,6 +10,8 @@ from .result import TaskResult
 __all__ = ["EndedTask", "Kept", "RetainedResults", "result_of"]
 
 _SHARDS = 64
+#: A shard is rebuilt once it has dropped more than this and more than half its size.
+_REBUILD_AFTER = 32
 
 
 class EndedTask:
@@ -74,15 +76,22 @@ class RetainedResults:
     milliseconds, and glibc, having freed so large a block, stops returning such memory
     to the system, so resident memory creeps up. Completion order lives in a deque and the
     results in 64 small dicts, so no single allocation is ever large.
+
+    Why rebuild a shard: a dict whose entries come and go fills its table with deleted
+    slots and, when full, grows to three times the entries it holds, so under steady
+    churn every shard sat at twice the size it needs. Copying a shard once it has dropped
+    half its size keeps it compact, for one copy per half a shard of results dropped.
     """
 
-    __slots__ = ("_next_seq", "_order", "_shards", "evicted", "max_results", "ttl")
+    __slots__ = ("_dropped", "_next_seq", "_order", "_shards", "evicted", "max_results", "ttl")
 
     def __init__(self, ttl: float, max_results: int) -> None:
         self.ttl = ttl
         self.max_results = max_results
         self._order: deque[str] = deque()
         self._shards: list[dict[str, Kept]] = [{} for _ in range(_SHARDS)]
+        #: Results dropped from each shard since it was last rebuilt.
+        self._dropped = [0] * _SHARDS
         self.evicted = 0
         #: Submission numbers for results added without one (recovered from a store).
         self._next_seq = -(2**62)
@@ -155,8 +164,14 @@ class RetainedResults:
             self._drop(order.popleft())
 
     def _drop(self, task_id: str) -> None:
-        del self._shard(task_id)[task_id]
+        index = hash(task_id) % _SHARDS
+        shard = self._shards[index]
+        del shard[task_id]
         self.evicted += 1
+        dropped = self._dropped[index] = self._dropped[index] + 1
+        if dropped > _REBUILD_AFTER and dropped > len(shard) // 2:
+            self._shards[index] = dict(shard)
+            self._dropped[index] = 0
 
     def values(self) -> list[TaskResult]:
         """Every kept result, oldest first."""
