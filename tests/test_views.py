@@ -105,6 +105,19 @@ def test_a_task_submitted_after_its_dependency_ended_counts_as_a_dependent() -> 
     assert manager.view("a").dependents == ("b", "c")
 
 
+def test_an_ended_task_without_a_graph_keeps_its_deadline_and_seq() -> None:
+    """A task with only a deadline is kept with it; a bare one still has its seq."""
+    manager = TaskManager()
+    timed, bare = add(manager, task("timed", deadline=4_000_000_000.0), task("bare"))
+    end(manager, timed, TaskStatus.COMPLETED)
+    end(manager, bare, TaskStatus.COMPLETED)
+    view = manager.view("timed")
+    assert view.deadline == view.effective_deadline == 4_000_000_000.0
+    assert (view.seq, manager.view("bare").seq) == (timed.seq, bare.seq)
+    assert manager.view("bare").deadline is None
+    assert [v.task_id for v in manager.views(after="timed")] == ["bare"]
+
+
 def test_unknown_ids_are_refused() -> None:
     manager = TaskManager()
     with pytest.raises(TaskNotFoundError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .lifecycle import TaskStatus
@@ -34,6 +34,8 @@ class TaskResult:
     task_type: str = ""
     priority: TaskPriority = TaskPriority.NORMAL
     tags: Set[str] = frozenset()
+    #: Submission number (``TaskView.seq``), kept here so an ended task needs no other object.
+    _seq: int = field(default=0, init=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types, with ``status`` and ``priority`` as their values."""

@@ -34,7 +34,7 @@ from .errors import (
 from .lifecycle import TRANSITIONS, TaskStatus, check_transition
 from .record import TaskRecord
 from .result import TaskResult
-from .retention import EndedTask, RetainedResults
+from .retention import EndedTask, Kept, RetainedResults, result_of
 from .task import ProcessingTask, TaskPriority
 from .views import (
     EventListener,
@@ -159,12 +159,15 @@ class TaskManager:
         keep = TaskFilter.checked(status, task_type, priority, tags)
         check_page(limit, after)
         start = None if after is None else self._seq_of(after)
-        candidates: list[tuple[int, TaskRecord | EndedTask]] = []
+        candidates: list[tuple[int, TaskRecord | Kept]] = []
         if status is None or not status.is_terminal:
             candidates += [(r.seq, r) for r in self.records.values() if keep.keeps_record(r)]
         if status is None or status.is_terminal:
             self.results.expire(time.time())
-            candidates += [(e.seq, e) for e in self.results.entries() if keep.keeps_ended(e)]
+            for kept in self.results.entries():
+                result = result_of(kept)
+                if keep.keeps_ended(result):
+                    candidates.append((result._seq, kept))
         return page(candidates, start, limit, newest_first)
 
     def _seq_of(self, task_id: str) -> int:
@@ -235,7 +238,7 @@ class TaskManager:
                 else:
                     dep.dependents.append(record)
                 continue
-            ended = self.results.ended(dep_id, time.time())
+            ended = self.results.place(dep_id, time.time())
             if ended is None:  # its result expired since check()/order_batch()
                 record.doom = (
                     TaskStatus.CANCELLED,
@@ -437,7 +440,7 @@ class TaskManager:
             task.tags,
         )
         del self.records[task.id]
-        self.results.keep(_ended(record, result), now)
+        self.results.keep(_kept(record, result), now)
         self._notify(record, old, status)
         ready: list[TaskRecord] = []
         doomed: list[TaskRecord] = []
@@ -512,13 +515,22 @@ class TaskManager:
             )
 
 
-def _ended(record: TaskRecord, result: TaskResult) -> EndedTask:
-    """What is kept of a task that ended with ``result``: its place in the graph."""
+def _kept(record: TaskRecord, result: TaskResult) -> Kept:
+    """What is kept of a task that ended with ``result``: the result alone, or with its
+    place in the graph when it has one (most tasks do not)."""
+    result._seq = record.seq
     task = record.task
     dependents = record.dependents
+    if (
+        not task.depends_on
+        and dependents is None
+        and task.deadline is None
+        and record.deadline is None
+        and record.priority == task.priority.value
+    ):
+        return result
     return EndedTask(
         result,
-        record.seq,
         task.depends_on,
         None if dependents is None else [d.task.id for d in dependents],
         task.deadline,

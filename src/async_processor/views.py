@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from .errors import InvalidArgumentError
 from .lifecycle import TaskStatus
 from .record import TaskRecord
-from .retention import EndedTask
+from .result import TaskResult
+from .retention import EndedTask, Kept
 from .task import TaskPriority
 
 __all__ = [
@@ -169,8 +170,7 @@ class TaskFilter:
             and self.tags <= task.tags
         )
 
-    def keeps_ended(self, ended: EndedTask) -> bool:
-        result = ended.result
+    def keeps_ended(self, result: TaskResult) -> bool:
         return (
             (self.status is None or result.status is self.status)
             and (self.task_type is None or result.task_type == self.task_type)
@@ -188,7 +188,7 @@ def check_page(limit: object, after: object) -> None:
 
 
 def page(
-    candidates: list[tuple[int, TaskRecord | EndedTask]],
+    candidates: list[tuple[int, TaskRecord | Kept]],
     start: int | None,
     limit: int,
     newest_first: bool,
@@ -199,6 +199,8 @@ def page(
     pick = heapq.nlargest if newest_first else heapq.nsmallest
     chosen = pick(limit, candidates, key=lambda c: c[0])
     return [
-        view_of_record(item) if isinstance(item, TaskRecord) else view_of_ended(item)
+        view_of_record(item)
+        if isinstance(item, TaskRecord)
+        else view_of_ended(item if isinstance(item, EndedTask) else EndedTask(item))
         for _, item in chosen
     ]
