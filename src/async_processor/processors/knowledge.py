@@ -1,0 +1,210 @@
+"""Short, true answers to children's questions, from a curated knowledge base.
+
+The knowledge base is data, ``data/knowledge/child_qa.jsonl`` beside this module: one entry a
+line, ``{"id", "topic", "questions": [2-4 phrasings], "answer"}``, written for children aged
+3-10. A child's question is embedded with all-MiniLM-L6-v2 (:mod:`.embeddings`); an entry's
+score is a weighted mean of the cosine similarity to its nearest phrasing and to its answer
+(:data:`ANSWER_WEIGHT`: the answer names what the question is about in more words than a
+short phrasing does). The best entry is given if its score reaches :data:`THRESHOLD`; below
+it the bear should not answer with a confident guess, and the caller says kindly that it is
+not sure.
+
+Phrasings and answers are embedded once per process (:func:`warm_up`, or the first
+:func:`lookup`).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from . import embeddings, extras
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "ANSWER_WEIGHT",
+    "THRESHOLD",
+    "Entry",
+    "Match",
+    "entries",
+    "entry_scores",
+    "load_entries",
+    "lookup",
+    "warm_up",
+]
+
+#: Lowest entry score (see the module docstring) for the entry to be given as the answer.
+#: This and :data:`ANSWER_WEIGHT` were chosen by ``tools/tune_knowledge.py`` on the knowledge
+#: base's own phrasings (leave one out) and ``tools/knowledge_tuning.jsonl``.
+THRESHOLD = 0.55
+#: Weight of the similarity to the answer against that to the nearest phrasing (weight 1).
+ANSWER_WEIGHT = 6.0
+
+_MIN_QUESTIONS = 2
+_MAX_QUESTIONS = 4
+_FIELDS = frozenset(("id", "topic", "questions", "answer"))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One question a child asks, in a few phrasings, and the bear's answer."""
+
+    id: str
+    topic: str
+    questions: tuple[str, ...]
+    answer: str
+
+
+@dataclass(frozen=True)
+class Match:
+    """The nearest entry to the child's words, and whether it is close enough to answer."""
+
+    nearest: Entry
+    similarity: float
+    threshold: float
+
+    @property
+    def entry(self) -> Entry | None:
+        """The entry to answer with, or None when nothing matches well enough."""
+        return self.nearest if self.similarity >= self.threshold else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"id", "topic", "similarity", "answered"}`` for a task's result."""
+        return {
+            "id": self.nearest.id,
+            "topic": self.nearest.topic,
+            "similarity": round(self.similarity, 4),
+            "answered": self.entry is not None,
+        }
+
+
+def load_entries(lines: Iterable[str] | None = None) -> tuple[Entry, ...]:
+    """The entries in ``lines`` (JSON Lines), or in the shipped knowledge base.
+
+    Raises:
+        ValueError: a line is not a valid entry, or an id repeats (the message names the
+            line and what to fix).
+    """
+    if lines is None:
+        source = resources.files(__package__) / "data" / "knowledge" / "child_qa.jsonl"
+        lines = source.read_text(encoding="utf-8").splitlines()
+    parsed: list[Entry] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        entry = _entry(line, number)
+        if entry.id in seen:
+            raise ValueError(f"knowledge base line {number}: id {entry.id!r} is used twice")
+        seen.add(entry.id)
+        parsed.append(entry)
+    if not parsed:
+        raise ValueError("knowledge base: no entries; each line needs one JSON entry")
+    return tuple(parsed)
+
+
+def _entry(line: str, number: int) -> Entry:
+    where = f"knowledge base line {number}"
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not JSON ({exc.msg})") from exc
+    if not isinstance(item, dict) or set(item) != _FIELDS:
+        raise ValueError(f"{where}: needs exactly the keys {sorted(_FIELDS)}")
+    for key in ("id", "topic", "answer"):
+        if not isinstance(item[key], str) or not item[key].strip():
+            raise ValueError(f"{where}: {key!r} must be a non-empty string")
+    questions = item["questions"]
+    if (
+        not isinstance(questions, list)
+        or not _MIN_QUESTIONS <= len(questions) <= _MAX_QUESTIONS
+        or not all(isinstance(q, str) and q.strip() for q in questions)
+    ):
+        raise ValueError(
+            f"{where}: 'questions' must be a list of {_MIN_QUESTIONS}-{_MAX_QUESTIONS} "
+            "non-empty phrasings"
+        )
+    return Entry(item["id"], item["topic"], tuple(questions), item["answer"])
+
+
+@dataclass(frozen=True)
+class _Index:
+    entries: tuple[Entry, ...]
+    phrasings: npt.NDArray[np.float32]  # one L2-normalised row per phrasing
+    owners: npt.NDArray[np.intp]  # the entry (index into ``entries``) of each phrasing
+    answers: npt.NDArray[np.float32]  # one row per entry
+
+
+_lock = threading.Lock()
+_index: _Index | None = None
+
+
+def _build_index(knowledge: Sequence[Entry]) -> _Index:
+    np = extras.require("numpy", "nlp", "The knowledge base's index")
+    phrasings = [question for entry in knowledge for question in entry.questions]
+    owners = np.array([i for i, entry in enumerate(knowledge) for _ in entry.questions])
+    answers = embeddings.encode([entry.answer for entry in knowledge])
+    return _Index(tuple(knowledge), embeddings.encode(phrasings), owners, answers)
+
+
+def entry_scores(
+    to_phrasings: npt.NDArray[np.float32],
+    owners: npt.NDArray[np.intp],
+    to_answers: npt.NDArray[np.float32],
+    answer_weight: float = ANSWER_WEIGHT,
+) -> npt.NDArray[np.float64]:
+    """Each entry's score from a text's similarities to every phrasing (``owners`` says
+    whose) and to every answer: the weighted mean of its best phrasing and its answer."""
+    np = extras.require("numpy", "nlp", "The knowledge base's scores")
+    nearest = np.full(len(to_answers), -1.0)
+    np.maximum.at(nearest, owners, to_phrasings)
+    result: npt.NDArray[np.float64] = (nearest + answer_weight * to_answers) / (1 + answer_weight)
+    return result
+
+
+def _shared_index() -> _Index:
+    global _index
+    if _index is None:
+        with _lock:
+            if _index is None:
+                _index = _build_index(load_entries())
+    return _index
+
+
+def warm_up() -> None:
+    """Load the model and embed the knowledge base now, not at the first question.
+
+    Raises:
+        MissingExtraError: the ``nlp`` extra or the model wheel is not installed.
+    """
+    _shared_index()
+
+
+def entries() -> tuple[Entry, ...]:
+    """The shipped knowledge base's entries (as indexed)."""
+    return _shared_index().entries
+
+
+def lookup(text: str, threshold: float = THRESHOLD) -> Match:
+    """The entry nearest to ``text`` and its similarity.
+
+    CPU-bound (one sentence embedding): call it from a worker thread.
+
+    Raises:
+        ValueError: ``text`` is empty.
+        MissingExtraError: the ``nlp`` extra or the model wheel is not installed.
+    """
+    if not text.strip():
+        raise ValueError("knowledge lookup needs the child's words, got an empty text")
+    index = _shared_index()
+    vector = embeddings.encode([text])[0]
+    scores = entry_scores(index.phrasings @ vector, index.owners, index.answers @ vector)
+    best = int(scores.argmax())
+    return Match(index.entries[best], float(scores[best]), threshold)
