@@ -162,9 +162,9 @@ def entry_scores(
 ) -> npt.NDArray[np.float64]:
     """Each entry's score from a text's similarities to every phrasing (``owners`` says
     whose) and to every answer: the weighted mean of its best phrasing and its answer."""
-    np = extras.require("numpy", "nlp", "The knowledge base's scores")
-    nearest = np.full(len(to_answers), -1.0)
-    np.maximum.at(nearest, owners, to_phrasings)
+    numpy = extras.require("numpy", "nlp", "The knowledge base's scores")
+    nearest = numpy.full(len(to_answers), -1.0)
+    numpy.maximum.at(nearest, owners, to_phrasings)
     result: npt.NDArray[np.float64] = (nearest + answer_weight * to_answers) / (1 + answer_weight)
     return result
 

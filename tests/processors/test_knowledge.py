@@ -1,0 +1,155 @@
+"""The knowledge base: its data file's schema, retrieval of obvious questions, the "not sure"
+threshold and warm-up. The questions here are not from the held-out sets in
+``tests/data/answers`` (those are only for ``benchmarks/eval_answers.py``)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from async_processor.processors import embeddings, knowledge
+
+needs_model = pytest.mark.skipif(
+    not embeddings.model_available(), reason="the MiniLM model wheel is not installed"
+)
+
+TOPICS = {
+    "animals",
+    "space",
+    "weather",
+    "seasons",
+    "body",
+    "sleep",
+    "feelings",
+    "how_why",
+    "plants",
+    "food",
+    "vehicles",
+    "colours",
+    "music",
+}
+
+
+def _line(**changes: object) -> str:
+    entry: dict[str, object] = {
+        "id": "sky-blue",
+        "topic": "space",
+        "questions": ["why is the sky blue", "what makes the sky blue"],
+        "answer": "Sunlight bounces off tiny bits of air, and blue bounces the most.",
+    }
+    entry.update(changes)
+    return json.dumps({key: value for key, value in entry.items() if value is not None})
+
+
+def test_the_shipped_knowledge_base_is_a_few_hundred_short_answers() -> None:
+    entries = knowledge.load_entries()
+    assert len(entries) >= 300
+    assert {entry.topic for entry in entries} == TOPICS
+    for entry in entries:
+        assert re.fullmatch(r"[a-z0-9]+(?:-[a-z0-9]+)*", entry.id), entry.id
+        assert 2 <= len(entry.questions) <= 4, entry.id
+        assert len(set(entry.questions)) == len(entry.questions), entry.id
+        sentences = re.findall(r"[.!?](?:\s|$)", entry.answer)
+        assert 1 <= len(sentences) <= 3, (entry.id, entry.answer)
+        assert len(entry.answer.split()) <= 50, (entry.id, entry.answer)
+
+
+def test_a_valid_line_loads() -> None:
+    (entry,) = knowledge.load_entries([_line(), ""])
+    assert entry == knowledge.Entry(
+        "sky-blue",
+        "space",
+        ("why is the sky blue", "what makes the sky blue"),
+        "Sunlight bounces off tiny bits of air, and blue bounces the most.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["{not json"], "line 1: not JSON"),
+        (["[1, 2]"], "line 1: needs exactly the keys"),
+        ([_line(answer=None)], "needs exactly the keys"),
+        ([_line(extra="x")], "needs exactly the keys"),
+        ([_line(id="")], "'id' must be a non-empty string"),
+        ([_line(topic=3)], "'topic' must be a non-empty string"),
+        ([_line(questions=["only one"])], "'questions' must be a list of 2-4"),
+        ([_line(questions=["a", "b", "c", "d", "e"])], "'questions' must be a list of 2-4"),
+        ([_line(questions=["a", " "])], "'questions' must be a list of 2-4"),
+        ([_line(questions="why is the sky blue")], "'questions' must be a list of 2-4"),
+        ([_line(), _line()], "line 2: id 'sky-blue' is used twice"),
+        (["", "  "], "no entries"),
+    ],
+)
+def test_a_bad_knowledge_base_says_what_to_fix(lines: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        knowledge.load_entries(lines)
+
+
+def test_an_empty_question_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty text"):
+        knowledge.lookup("  ")
+
+
+@needs_model
+def test_warm_up_builds_the_index_once() -> None:
+    knowledge.warm_up()
+    index = knowledge._index
+    assert index is not None
+    assert len(index.entries) == len(knowledge.load_entries())
+    assert index.phrasings.shape[0] == sum(len(entry.questions) for entry in index.entries)
+    knowledge.warm_up()
+    knowledge.lookup("why is the grass green")
+    assert knowledge._index is index
+    assert knowledge.entries() is index.entries
+
+
+@needs_model
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("why is the sky blue?", "sky-blue"),
+        ("teddy, how do bees make their honey", "bee-honey"),
+        ("what's a rainbow made of", "rainbow"),
+        ("why must we brush our teeth every day", "brush-teeth"),
+        ("how do planes fly so high", "plane-fly"),
+        ("what does my heart do all day", "heart"),
+    ],
+)
+def test_obvious_questions_reach_their_entry(text: str, expected: str) -> None:
+    match = knowledge.lookup(text)
+    assert match.entry is not None, match.to_dict()
+    assert match.entry.id == expected
+    assert match.to_dict() == {
+        "id": expected,
+        "topic": match.entry.topic,
+        "similarity": round(match.similarity, 4),
+        "answered": True,
+    }
+
+
+@needs_model
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what's the name of my neighbour's cat",
+        "how much does a new sofa cost",
+        "who won the tennis on tuesday",
+    ],
+)
+def test_a_question_outside_the_base_is_not_answered(text: str) -> None:
+    match = knowledge.lookup(text)
+    assert match.similarity < knowledge.THRESHOLD
+    assert match.entry is None
+    assert match.to_dict()["answered"] is False
+
+
+@needs_model
+def test_the_threshold_decides_whether_the_nearest_entry_is_given() -> None:
+    match = knowledge.lookup("why is the sky blue")
+    assert match.entry is not None
+    strict = knowledge.lookup("why is the sky blue", threshold=match.similarity + 0.01)
+    assert strict.nearest == match.nearest
+    assert strict.entry is None
