@@ -16,6 +16,7 @@ Phrasings and answers are embedded once per process (:func:`warm_up`, or the fir
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,13 +31,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWER_WEIGHT",
+    "NOT_SURE",
     "THRESHOLD",
     "Entry",
     "Match",
     "entries",
     "entry_scores",
+    "is_question",
     "load_entries",
     "lookup",
+    "not_sure_reply",
+    "subject",
     "warm_up",
 ]
 
@@ -47,6 +52,25 @@ THRESHOLD = 0.55
 #: Weight of the similarity to the answer against that to the nearest phrasing (weight 1).
 ANSWER_WEIGHT = 6.0
 
+#: Said instead of a confident guess when no entry matches well enough.
+NOT_SURE = (
+    "I'm not sure! Shall we ask a grown-up together?",
+    "Hmm, I don't know that one. Let's ask a grown-up together!",
+    "That's a great question, and I'm not sure of the answer. Shall we ask a grown-up?",
+)
+
+_QUESTION_START = re.compile(
+    r"^\W*(?:who|what|whats|what's|where|wheres|where's|when|why|how|which|whose|can|could|"
+    r"will|would|should|shall|do|does|did|is|are|am|was|were|have|has)\b",
+    re.IGNORECASE,
+)
+#: "Can you tell me", "do you know", "tell me about"...: a wrapper around what is asked.
+_WRAPPER = re.compile(
+    r"^\W*(?:(?:can|could|will|would) you (?:please )?(?:tell|teach|show) me|do you know|"
+    r"i (?:want to know|wonder)|tell me)(?: about)?\b\W*",
+    re.IGNORECASE,
+)
+_TO_THE_BEAR = re.compile(r"\b(?:you|your|yours|yourself|you're|youre)\b", re.IGNORECASE)
 _MIN_QUESTIONS = 2
 _MAX_QUESTIONS = 4
 _FIELDS = frozenset(("id", "topic", "questions", "answer"))
@@ -83,6 +107,29 @@ class Match:
             "similarity": round(self.similarity, 4),
             "answered": self.entry is not None,
         }
+
+
+def is_question(text: str) -> bool:
+    """Whether the child asked something: a question mark, or a question word first
+    (transcriptions rarely have the mark)."""
+    return text.rstrip().endswith("?") or bool(_QUESTION_START.match(text))
+
+
+def subject(text: str) -> str | None:
+    """What to look up for ``text``: a question or a "tell me about ..." request, without the
+    wrapper ("can you tell me why cats purr" -> "why cats purr"). None when ``text`` asks
+    nothing, or asks about the bear itself ("do you sleep?"): that is for the reply bank."""
+    unwrapped = _WRAPPER.sub("", text, count=1).strip()
+    if not unwrapped or _TO_THE_BEAR.search(unwrapped):
+        return None
+    if unwrapped != text.strip() or is_question(text):
+        return unwrapped
+    return None
+
+
+def not_sure_reply(seed: int) -> str:
+    """One of :data:`NOT_SURE`, the same for the same ``seed``."""
+    return NOT_SURE[seed % len(NOT_SURE)]
 
 
 def load_entries(lines: Iterable[str] | None = None) -> tuple[Entry, ...]:
