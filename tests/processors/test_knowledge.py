@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 
 from async_processor.processors import embeddings, knowledge
@@ -104,6 +105,32 @@ def test_warm_up_builds_the_index_once() -> None:
     knowledge.lookup("why is the grass green")
     assert knowledge._index is index
     assert knowledge.entries() is index.entries
+
+
+@needs_model
+def test_the_shipped_vectors_are_those_of_the_shipped_knowledge_base() -> None:
+    text = knowledge._knowledge_text()
+    shipped = knowledge._shipped_vectors(knowledge.digest(text))
+    assert shipped is not None, "rebuild them: python tools/build_knowledge_vectors.py"
+    phrasings, answers = shipped
+    entries = knowledge.load_entries()
+    assert phrasings.shape == (sum(len(e.questions) for e in entries), embeddings.DIMENSION)
+    assert answers.shape == (len(entries), embeddings.DIMENSION)
+    fresh = embeddings.encode([*entries[0].questions, entries[-1].answer])
+    assert np.allclose(
+        fresh[: len(entries[0].questions)], phrasings[: len(entries[0].questions)], atol=1e-4
+    )
+    assert np.allclose(fresh[-1], answers[-1], atol=1e-4)
+    assert knowledge._shipped_vectors(knowledge.digest(text + " ")) is None
+
+
+@needs_model
+def test_an_edited_knowledge_base_is_embedded_at_warm_up() -> None:
+    edited = knowledge.load_entries([_line()])
+    index = knowledge._build_index(edited, knowledge.digest("not the shipped text"))
+    assert index.phrasings.shape == (2, embeddings.DIMENSION)
+    assert index.answers.shape == (1, embeddings.DIMENSION)
+    assert float(index.phrasings[0] @ embeddings.encode(["why is the sky blue"])[0]) > 0.99
 
 
 @needs_model

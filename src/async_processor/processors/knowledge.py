@@ -10,11 +10,14 @@ it the bear should not answer with a confident guess, and the caller says kindly
 not sure.
 
 Phrasings and answers are embedded once per process (:func:`warm_up`, or the first
-:func:`lookup`).
+:func:`lookup`), or read from ``child_qa_vectors.npz`` beside the data when that file was
+made from the same knowledge base and model (``tools/build_knowledge_vectors.py``): a
+knowledge base edited without rebuilding it is embedded at warm-up instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -31,10 +34,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANSWER_WEIGHT",
+    "KNOWLEDGE_FILE",
     "NOT_SURE",
     "THRESHOLD",
+    "VECTORS_FILE",
     "Entry",
     "Match",
+    "digest",
+    "embed",
     "entries",
     "entry_scores",
     "is_question",
@@ -72,6 +79,8 @@ _WRAPPER = re.compile(
 )
 _TO_THE_BEAR = re.compile(r"\b(?:you|your|yours|yourself|you're|youre)\b", re.IGNORECASE)
 _MIN_QUESTIONS = 2
+KNOWLEDGE_FILE = "child_qa.jsonl"
+VECTORS_FILE = "child_qa_vectors.npz"
 _MAX_QUESTIONS = 4
 _FIELDS = frozenset(("id", "topic", "questions", "answer"))
 
@@ -140,8 +149,7 @@ def load_entries(lines: Iterable[str] | None = None) -> tuple[Entry, ...]:
             line and what to fix).
     """
     if lines is None:
-        source = resources.files(__package__) / "data" / "knowledge" / "child_qa.jsonl"
-        lines = source.read_text(encoding="utf-8").splitlines()
+        lines = _knowledge_text().splitlines()
     parsed: list[Entry] = []
     seen: set[str] = set()
     for number, line in enumerate(lines, start=1):
@@ -155,6 +163,11 @@ def load_entries(lines: Iterable[str] | None = None) -> tuple[Entry, ...]:
     if not parsed:
         raise ValueError("knowledge base: no entries; each line needs one JSON entry")
     return tuple(parsed)
+
+
+def _knowledge_text() -> str:
+    source = resources.files(__package__) / "data" / "knowledge" / KNOWLEDGE_FILE
+    return source.read_text(encoding="utf-8")
 
 
 def _entry(line: str, number: int) -> Entry:
@@ -193,12 +206,43 @@ _lock = threading.Lock()
 _index: _Index | None = None
 
 
-def _build_index(knowledge: Sequence[Entry]) -> _Index:
+def _build_index(knowledge: Sequence[Entry], digest: str | None = None) -> _Index:
+    """The index of ``knowledge``; its vectors from the shipped file when ``digest`` (of the
+    knowledge base's text) matches the file's, else embedded now."""
     np = extras.require("numpy", "nlp", "The knowledge base's index")
-    phrasings = [question for entry in knowledge for question in entry.questions]
     owners = np.array([i for i, entry in enumerate(knowledge) for _ in entry.questions])
-    answers = embeddings.encode([entry.answer for entry in knowledge])
-    return _Index(tuple(knowledge), embeddings.encode(phrasings), owners, answers)
+    shipped = _shipped_vectors(digest) if digest is not None else None
+    if shipped is not None and shipped[0].shape[0] == len(owners):
+        return _Index(tuple(knowledge), shipped[0], owners, shipped[1])
+    phrasings, answers = embed(knowledge)
+    return _Index(tuple(knowledge), phrasings, owners, answers)
+
+
+def embed(
+    knowledge: Sequence[Entry],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(one row per phrasing, in order; one row per answer) for ``knowledge``."""
+    phrasings = [question for entry in knowledge for question in entry.questions]
+    return embeddings.encode(phrasings), embeddings.encode([entry.answer for entry in knowledge])
+
+
+def digest(text: str) -> str:
+    """What the shipped vectors must have been made from: the knowledge base's text and the
+    embedding model's weights."""
+    return hashlib.sha256(f"{embeddings.MODEL_SHA256}\n{text}".encode()).hexdigest()
+
+
+def _shipped_vectors(
+    expected: str,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    np = extras.require("numpy", "nlp", "The knowledge base's index")
+    source = resources.files(__package__) / "data" / "knowledge" / VECTORS_FILE
+    if not source.is_file():
+        return None
+    with source.open("rb") as stream, np.load(stream, allow_pickle=False) as stored:
+        if str(stored["digest"]) != expected:
+            return None
+        return stored["phrasings"], stored["answers"]
 
 
 def entry_scores(
@@ -221,7 +265,8 @@ def _shared_index() -> _Index:
     if _index is None:
         with _lock:
             if _index is None:
-                _index = _build_index(load_entries())
+                text = _knowledge_text()
+                _index = _build_index(load_entries(text.splitlines()), digest(text))
     return _index
 
 
