@@ -271,12 +271,14 @@ def _shared_index() -> _Index:
 
 
 def warm_up() -> None:
-    """Load the model and embed the knowledge base now, not at the first question.
+    """Index the knowledge base and load the embedding model now, not at the first question.
 
     Raises:
         MissingExtraError: the ``nlp`` extra or the model wheel is not installed.
     """
-    _shared_index()
+    if _index is None:  # later calls cost nothing
+        _shared_index()
+        embeddings.encode(["warm up"])
 
 
 def entries() -> tuple[Entry, ...]:
