@@ -19,7 +19,7 @@ from async_processor import (
     create_processor,
     create_task,
 )
-from async_processor.processors import ai_response, embeddings, knowledge, safety
+from async_processor.processors import ai_response, embeddings, knowledge, safeguarding, safety
 
 pytestmark = pytest.mark.skipif(
     not embeddings.model_available(), reason="the MiniLM model wheel is not installed"
@@ -50,7 +50,7 @@ async def reply(processor: AdvancedAsyncProcessor, text: str, age: int = 7) -> d
 async def test_a_question_is_answered_from_the_knowledge_base_through_a_task() -> None:
     async with running() as processor:
         answered = await reply(processor, "Teddy, how do bees make their honey?")
-        unknown = await reply(processor, "what's the name of my neighbour's dog")
+        unknown = await reply(processor, "how much does a new sofa cost")
         news = await reply(processor, "I built a really tall tower with my blocks today!")
     entry = next(entry for entry in knowledge.entries() if entry.id == "bee-honey")
     assert answered["intent"] == ai_response.KNOWLEDGE_INTENT
@@ -72,9 +72,8 @@ async def test_a_question_is_answered_from_the_knowledge_base_through_a_task() -
 
 def test_the_childs_concerns_come_before_the_knowledge_base() -> None:
     chosen = ai_response.offline_reply("why did the man say it's our little secret")
-    assert chosen.intent == "danger"
+    assert chosen.intent.startswith("safeguarding:"), chosen
     assert chosen.knowledge is None
-    assert "grown-up" in chosen.text
 
 
 @pytest.mark.parametrize(
@@ -130,3 +129,12 @@ def test_every_answer_passes_the_safety_check(age: int | None) -> None:
             entry.id,
             verdict.to_dict(),
         )
+
+
+def test_an_uncertain_question_gets_no_answer_from_the_knowledge_base() -> None:
+    text = "what's the name of my neighbour's dog"
+    assert safeguarding.assess_child(text).uncertain
+    chosen = ai_response.offline_reply(text)
+    assert chosen.intent == ai_response.NOT_SURE_INTENT
+    assert chosen.knowledge is None
+    assert chosen.text in knowledge.NOT_SURE
