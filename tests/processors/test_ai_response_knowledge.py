@@ -131,10 +131,10 @@ def test_every_answer_passes_the_safety_check(age: int | None) -> None:
         )
 
 
-def test_an_uncertain_question_gets_no_answer_from_the_knowledge_base() -> None:
+def test_an_uncertain_question_is_looked_up_and_risk_is_not() -> None:
     text = "what's the name of my neighbour's dog"
     assert safeguarding.assess_child(text).uncertain
     chosen = ai_response.offline_reply(text)
     assert chosen.intent == ai_response.NOT_SURE_INTENT
-    assert chosen.knowledge is None
+    assert chosen.knowledge is not None and chosen.knowledge["answered"] is False
     assert chosen.text in knowledge.NOT_SURE

@@ -439,9 +439,9 @@ def offline_reply(
     The child's words are assessed first (``assessment``, or :func:`.safeguarding.assess_child`):
     a risk is answered by its category's reply from :mod:`.risk_replies` (intent
     ``safeguarding:<category>``, engine ``safeguarding``). Then a question is answered from
-    the knowledge base (:func:`_ask_knowledge`; with the embedding model and ``use_knowledge``;
-    an uncertain turn gets no answer from it, and a question "not sure"). Then the reply bank
-    is searched;
+    the knowledge base (:func:`_ask_knowledge`, with the embedding model and ``use_knowledge``:
+    its answers are vetted text, so a turn the classifier is uncertain about may get one).
+    Then the reply bank is searched;
     without a confident match the bear never echoes (:func:`_not_understood`), and the
     ``sharing`` intent echoes only a statement the classifier is sure is safe.
 
@@ -470,7 +470,7 @@ def offline_reply(
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
     asked = None
     if use_embeddings and use_knowledge:
-        asked = _ask_knowledge(text, intent, seed, answer=not assessment.uncertain)
+        asked = _ask_knowledge(text, intent, seed)
     if asked is not None and asked.reply is not None:
         reply = _fit(asked.reply, max_sentences, max_words)
         return OfflineReply(
@@ -498,17 +498,14 @@ class _Asked:
     match: dict[str, Any] | None
 
 
-def _ask_knowledge(
-    text: str, intent: Intent | None, seed: int, *, answer: bool = True
-) -> _Asked | None:
-    """The knowledge base's answer to a question or a "tell me about" request (not looked up
-    when ``answer`` is false: the classifier is uncertain about the words); for a question
+def _ask_knowledge(text: str, intent: Intent | None, seed: int) -> _Asked | None:
+    """The knowledge base's answer to a question or a "tell me about" request; for a question
     it cannot answer, "not sure" unless one of :data:`_QUESTION_INTENTS` fits. None leaves
     ``text`` to the intents as it is (not a question). The first call embeds the knowledge
     base, whatever ``text`` is, so that a warm-up turn also warms it."""
     knowledge.warm_up()
     words = _without_address(text)
-    asked = knowledge.subject(words) if answer else None
+    asked = knowledge.subject(words)
     match = knowledge.lookup(asked) if asked is not None else None
     found = match.to_dict() if match is not None else None
     similarity = found["similarity"] if found is not None else 0.0
