@@ -1,5 +1,5 @@
-"""The vetted replies to risk: complete, written to child-protection guidance, safe to say,
-and chosen deterministically; and the offline bear uses them instead of the echo."""
+"""The vetted replies to risk: complete, written to child-protection guidance, and chosen
+deterministically; and the offline bear uses them instead of the echo."""
 
 from __future__ import annotations
 
@@ -54,13 +54,6 @@ def test_every_category_has_three_vetted_replies_per_age_band(
             sentences, words = safety.length_limit(age)
             assert len(safety.split_sentences(reply)) <= sentences, (age, reply)
             assert safety.word_count(reply) <= words, (age, reply)
-
-
-@pytest.mark.parametrize(("category", "band"), ALL_POOLS)
-def test_the_replies_to_risk_pass_the_output_side_classifier(category: Category, band: str) -> None:
-    for reply in pool(category, band):
-        assessment = safeguarding.assess_reply(reply)
-        assert assessment.safe, (reply, assessment.to_dict())
 
 
 def test_urgent_categories_are_the_ones_that_can_be_immediate() -> None:

@@ -3,7 +3,7 @@
 Text from the model is buffered until a sentence ends; the sentence is then assessed by the
 output-side classifier (:func:`.safeguarding.assess_reply`, with the child's words) and,
 when ``Settings.moderation`` is set, by the provider moderation check. A sentence that
-passes (no risk, and the classifier is sure) is released; the first that fails closes the
+passes (the classifier finds no risk in it) is released; the first that fails closes the
 gate: the stream is abandoned and the
 rest of the reply is replaced by a safe fallback. A check that errors or times out closes
 the gate the same way (fail closed), and the result says why. The gate also closes, without
@@ -117,10 +117,6 @@ class ReplyGate:
             self._blocked = assessment
             self._flags.extend(risk.category.value for risk in assessment.risks)
             return f"carries a risk of {top.category.value} ({top.severity.name.lower()})"
-        if assessment.uncertain:  # fail closed: what the classifier is unsure of is not said
-            self._blocked = assessment
-            self._flags.append("uncertain")
-            return "is one the classifier is not sure is safe"
         config = self.settings.moderation
         if config is None:
             return None

@@ -118,7 +118,8 @@ class Risk:
     Attributes:
         category: what it is about.
         severity: how urgent (see :data:`SEVERITY`).
-        confidence: 0-1; the model's probability for the category, 1.0 for a rule.
+        confidence: 0-1; the model's probability for the category, 1.0 for an exact
+            rule, the child-side confidence for an unanswered disclosure (assess_reply).
         source: ``"model"`` or ``"rule"``.
     """
 
