@@ -132,9 +132,9 @@ def test_every_answer_passes_the_safety_check(age: int | None) -> None:
 
 
 def test_an_uncertain_question_is_looked_up_and_risk_is_not() -> None:
-    text = "what's the name of my neighbour's dog"
-    assert safeguarding.assess_child(text).uncertain
-    chosen = ai_response.offline_reply(text)
-    assert chosen.intent == ai_response.NOT_SURE_INTENT
-    assert chosen.knowledge is not None and chosen.knowledge["answered"] is False
-    assert chosen.text in knowledge.NOT_SURE
+    uncertain = safeguarding.Assessment(safeguarding.Side.CHILD, (), True)
+    answered = ai_response.offline_reply("why do bees buzz", assessment=uncertain)
+    assert answered.intent == ai_response.KNOWLEDGE_INTENT
+    assert answered.knowledge is not None and answered.knowledge["id"] == "bee-buzz"
+    risky = ai_response.offline_reply("why did the man say it's our little secret")
+    assert risky.intent.startswith("safeguarding:") and risky.knowledge is None
