@@ -180,3 +180,40 @@ def test_the_threshold_decides_whether_the_nearest_entry_is_given() -> None:
     strict = knowledge.lookup("why is the sky blue", threshold=match.similarity + 0.01)
     assert strict.nearest == match.nearest
     assert strict.entry is None
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("why is the grass green", True),
+        ("grass is green?", True),
+        ("  How do kites fly", True),
+        ("the grass is green", False),
+        ("tell me about kites", False),
+    ],
+)
+def test_a_question_is_a_question_word_first_or_a_question_mark(text: str, question: bool) -> None:
+    assert knowledge.is_question(text) is question
+
+
+@pytest.mark.parametrize(
+    ("text", "subject"),
+    [
+        ("why is the grass green", "why is the grass green"),
+        ("can you tell me why cats purr", "why cats purr"),
+        ("could you please tell me about volcanoes?", "volcanoes?"),
+        ("do you know what a comet is", "what a comet is"),
+        ("tell me about kites", "kites"),
+        ("do you sleep?", None),
+        ("what's your favourite colour", None),
+        ("I like kites", None),
+    ],
+)
+def test_what_is_looked_up(text: str, subject: str | None) -> None:
+    assert knowledge.subject(text) == subject
+
+
+def test_the_not_sure_reply_depends_only_on_the_seed() -> None:
+    replies = [knowledge.not_sure_reply(seed) for seed in range(6)]
+    assert set(replies) == set(knowledge.NOT_SURE)
+    assert replies == [knowledge.not_sure_reply(seed) for seed in range(6)]
