@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 from ..task import ProcessingTask
-from . import embeddings, extras, inputs, risk_replies, safeguarding, safety
+from . import embeddings, extras, inputs, knowledge, risk_replies, safeguarding, safety
 from .llm_replies import DEFAULT_MODELS, ChatRequest, provider_reply, system_prompt
 from .reply_bank import CLARIFY, EMOTION_OPENERS, INTENTS, REFLECT, YOUNG_AGE, Intent
 from .safeguarding_alerts import AlertContext, raise_alert
@@ -61,8 +61,10 @@ __all__ = [
     "DEFAULT_MODELS",
     "EMBEDDING_THRESHOLD",
     "KEYWORD_THRESHOLD",
+    "KNOWLEDGE_INTENT",
     "NAMED_TEMPLATES",
     "NEAREST",
+    "NOT_SURE_INTENT",
     "OfflineReply",
     "offline_reply",
     "process",
@@ -70,6 +72,30 @@ __all__ = [
 
 #: Cosine similarity under which no intent fits and the bear asks to hear more.
 EMBEDDING_THRESHOLD = 0.33
+#: ``intent`` of a reply from the knowledge base (:mod:`.knowledge`), and of the kind "I'm not
+#: sure, shall we ask a grown-up?" for a question that neither it nor the bank answers.
+KNOWLEDGE_INTENT = "knowledge"
+NOT_SURE_INTENT = "question"
+#: The intents that answer a question the knowledge base does not ("can you tell me a
+#: story?", "how old are you?", a trusted grown-up when something may be wrong); any other
+#: question it cannot answer gets "not sure".
+_QUESTION_INTENTS = frozenset(
+    (
+        "about_bear",
+        "bored_play",
+        "counting_learning",
+        "danger",
+        "friendship",
+        "goodbye",
+        "greeting",
+        "joke_request",
+        "love_thanks",
+        "privacy",
+        "sick_hurt",
+        "song_request",
+        "story_request",
+    )
+)
 #: How many of an intent's examples nearest to the child's words make its score.
 NEAREST = 3
 #: Share of the child's (idf-weighted) content words an intent must cover without embeddings.
@@ -171,6 +197,7 @@ class OfflineReply:
     engine: str
     input_flags: tuple[str, ...]
     assessment: safeguarding.Assessment | None = None
+    knowledge: dict[str, Any] | None = None
 
 
 async def process(task: ProcessingTask, settings: Settings) -> dict[str, Any]:
@@ -437,12 +464,16 @@ def offline_reply(
     max_tokens: int | None = None,
     use_embeddings: bool | None = None,
     assessment: safeguarding.Assessment | None = None,
+    use_knowledge: bool = True,
 ) -> OfflineReply:
     """The offline reply to ``text`` (before the safety check).
 
     The child's words are assessed first (``assessment``, or :func:`.safeguarding.assess_child`):
     a risk is answered by its category's reply from :mod:`.risk_replies` (intent
-    ``safeguarding:<category>``, engine ``safeguarding``). Then the reply bank is searched;
+    ``safeguarding:<category>``, engine ``safeguarding``). Then a question is answered from
+    the knowledge base (:func:`_ask_knowledge`, with the embedding model and ``use_knowledge``:
+    its answers are vetted text, so a turn the classifier is uncertain about may get one).
+    Then the reply bank is searched;
     without a confident match the bear never echoes (:func:`_not_understood`), and the
     ``sharing`` intent echoes only a statement the classifier is sure is safe.
 
@@ -469,6 +500,15 @@ def offline_reply(
     max_sentences, max_words = safety.length_limit(child_age)
     if max_tokens is not None:
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
+    asked = None
+    if use_embeddings and use_knowledge:
+        asked = _ask_knowledge(text, intent, seed)
+    if asked is not None and asked.reply is not None:
+        reply = _fit(asked.reply, max_sentences, max_words)
+        return OfflineReply(
+            reply, asked.intent, asked.similarity, engine, flags, assessment, asked.match
+        )
+    found = asked.match if asked is not None else None
     question = risk_replies.is_question(text)
     if intent is None or (intent.reflect and (assessment.uncertain or question)):
         reply, name = _not_understood(text, question, assessment.uncertain, child_age, seed)
@@ -477,7 +517,37 @@ def offline_reply(
     else:
         reply = _compose(intent, child_age, emotion, child_name, seed, max_sentences, max_words)
         name = intent.name
-    return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment)
+    return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment, found)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What the knowledge base made of a question."""
+
+    reply: str | None  # None: leave the question to the intents
+    intent: str
+    similarity: float
+    match: dict[str, Any] | None
+
+
+def _ask_knowledge(text: str, intent: Intent | None, seed: int) -> _Asked | None:
+    """The knowledge base's answer to a question or a "tell me about" request; for a question
+    it cannot answer, "not sure" unless one of :data:`_QUESTION_INTENTS` fits. None leaves
+    ``text`` to the intents as it is (not a question). The first call embeds the knowledge
+    base, whatever ``text`` is, so that a warm-up turn also warms it."""
+    knowledge.warm_up()
+    words = _without_address(text)
+    asked = knowledge.subject(words)
+    match = knowledge.lookup(asked) if asked is not None else None
+    found = match.to_dict() if match is not None else None
+    similarity = found["similarity"] if found is not None else 0.0
+    if match is not None and match.entry is not None:
+        return _Asked(match.entry.answer, KNOWLEDGE_INTENT, similarity, found)
+    if not knowledge.is_question(words):
+        return _Asked(None, "", similarity, found) if found is not None else None
+    if intent is not None and intent.name in _QUESTION_INTENTS:
+        return _Asked(None, intent.name, similarity, found)
+    return _Asked(knowledge.not_sure_reply(seed), NOT_SURE_INTENT, similarity, found)
 
 
 def _not_understood(
@@ -516,7 +586,8 @@ def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[s
             chosen.text, request.child_age, request.emotion, child_message=request.input_text
         )
         matcher = "all-MiniLM-L6-v2" if chosen.engine == "embedding-retrieval" else "keywords"
-        model = f"teddy-reply-bank/{matcher}"
+        bank = "teddy-knowledge" if chosen.intent == KNOWLEDGE_INTENT else "teddy-reply-bank"
+        model = f"{bank}/{matcher}"
     return {
         "response": verdict.text,
         "model": model,
@@ -526,6 +597,7 @@ def _offline_result(request: _Request, child: safeguarding.Assessment) -> dict[s
         "intent": chosen.intent,
         "similarity": chosen.similarity,
         "input_flags": list(chosen.input_flags),
+        "knowledge": chosen.knowledge,
     }
 
 
