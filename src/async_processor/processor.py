@@ -24,8 +24,9 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from . import overload
 from .admission import Admission
@@ -113,6 +114,12 @@ class AdvancedAsyncProcessor:
             ``distributed.Client``; the process lane gets one slot per cluster thread.
             Needs ``async-processor[dask]``. See docs/dask.md.
         cluster_resources: Dask resources per task type, e.g. ``{"embed": {"GPU": 1}}``.
+        processors: ``{task_type: function}`` registered at once (after the built-ins, so
+            they replace them), before ``start()`` recovers a durable store's unfinished
+            tasks: a restart after a crash can run tasks of a custom type.
+
+    ``async with AdvancedAsyncProcessor(...) as processor:`` starts it (if it is not
+    running yet) and shuts it down on the way out, whatever the block raised.
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class AdvancedAsyncProcessor:
         store: str | TaskStore | None = "memory",
         cluster: str | Any | None = None,
         cluster_resources: dict[str, dict[str, float]] | None = None,
+        processors: Mapping[ProcessingType | str, TaskProcessor] | None = None,
     ) -> None:
         _check_arguments(locals())
         if aging_interval is not None:
@@ -167,6 +175,7 @@ class AdvancedAsyncProcessor:
         self._settings = settings
         if builtin_processors:
             self._register_builtins()
+        self._register_given(processors)
         self._state = _State.CREATED
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
@@ -209,6 +218,19 @@ class AdvancedAsyncProcessor:
         from .processors import builtin_processors
 
         for task_type, func in builtin_processors(self.settings).items():
+            self.register_processor(task_type, func)
+
+    def _register_given(
+        self, processors: Mapping[ProcessingType | str, TaskProcessor] | None
+    ) -> None:
+        if processors is None:
+            return
+        if not isinstance(processors, Mapping):
+            raise InvalidArgumentError(
+                "processors must be a mapping of task type to function, "
+                f"e.g. {{'greet': greet}}, got {type(processors).__name__}"
+            )
+        for task_type, func in processors.items():
             self.register_processor(task_type, func)
 
     @property
@@ -281,6 +303,20 @@ class AdvancedAsyncProcessor:
             "processor started: %s",
             ", ".join(f"{lane.name}={len(lane.workers)}" for lane in self._lane_map.values()),
         )
+
+    async def __aenter__(self) -> Self:
+        """Start the processor (a running one is left as it is) and return it."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Shut the processor down (default ``timeout``); what the block raised goes on."""
+        await self.shutdown()
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop: refuse new work at once, let queued and running work finish within
@@ -624,7 +660,12 @@ def _build_lanes(
 
 
 async def create_processor(**kwargs: Any) -> AdvancedAsyncProcessor:
-    """Build an :class:`AdvancedAsyncProcessor` with ``kwargs`` and start it."""
+    """Build an :class:`AdvancedAsyncProcessor` with ``kwargs`` and start it.
+
+    ``processors={task_type: function}`` registers before the start, so a durable store's
+    unfinished tasks of those types run again. ``async with await create_processor() as p``
+    shuts it down at the end of the block.
+    """
     processor = AdvancedAsyncProcessor(**kwargs)
     await processor.start()
     return processor
