@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
+import process_functions as pf
 import pytest
 
 from async_processor import (
     AdvancedAsyncProcessor,
     InvalidArgumentError,
+    NonRetryableError,
     ProcessingTask,
+    RetryPolicy,
     TaskStatus,
     UnknownTaskTypeError,
     create_processor,
@@ -104,3 +108,99 @@ async def test_processors_are_registered_before_recovery(tmp_path: Path) -> None
         result = await second.wait_for_task("m1", timeout=30)
     assert result.status is TaskStatus.COMPLETED
     assert result.result == 7
+
+
+# -- error_type and traceback -------------------------------------------------------------
+
+
+async def fail_with_cause_async(task: ProcessingTask) -> None:
+    pf.fail_with_cause(task)
+
+
+@pytest.mark.parametrize("lane", ["async", "thread", "process"])
+async def test_a_failure_keeps_its_type_and_chained_traceback(
+    lane: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fn = fail_with_cause_async if lane == "async" else pf.fail_with_cause
+    processor = AdvancedAsyncProcessor(
+        max_thread_workers=1,
+        max_process_workers=1,
+        builtin_processors=False,
+        enable_monitoring=False,
+        processors={"parse": fn},
+    )
+    payload = {"secret": "a child's words"}
+    task = create_task("parse", payload, max_retries=0, cpu_intensive=lane == "process")
+    with caplog.at_level(logging.DEBUG, logger="async_processor"):
+        async with processor:
+            result = await processor.wait_for_task(await processor.submit_task(task))
+    assert result.status is TaskStatus.FAILED
+    assert result.worker_id is not None and result.worker_id.startswith(lane)
+    assert result.error == "ValueError: the payload has no text"
+    assert result.error_type == "ValueError"
+    assert result.traceback is not None
+    assert "KeyError: 'text'" in result.traceback  # the cause
+    assert "direct cause" in result.traceback
+    assert 'task.payload["text"]' in result.traceback  # the line in the processor
+    assert result.traceback.rstrip().endswith("ValueError: the payload has no text")
+    assert result.to_dict()["error_type"] == "ValueError"
+    assert result.to_dict()["traceback"] == result.traceback
+    ended = [r for r in caplog.records if task.id in r.getMessage() and "failed" in r.getMessage()]
+    assert ended and ended[-1].levelno == logging.WARNING
+    assert "KeyError: 'text'" in ended[-1].getMessage()
+    assert all("a child's words" not in r.getMessage() for r in caplog.records)
+
+
+class BadInput(NonRetryableError):
+    """A user's error class, named by its module and qualified name."""
+
+
+async def refuse(task: ProcessingTask) -> None:
+    raise BadInput("no audio")
+
+
+async def test_error_type_is_module_qualified_for_user_classes() -> None:
+    async with make(processors={"refuse": refuse}) as processor:
+        result = await processor.wait_for_task(
+            await processor.submit_task(create_task("refuse", max_retries=3))
+        )
+    assert result.attempts == 1  # NonRetryableError: not retried
+    assert result.error_type == f"{__name__}.BadInput"
+    assert result.traceback is not None and "in refuse" in result.traceback
+
+
+async def test_retried_failure_then_success_keeps_no_error_type() -> None:
+    calls = 0
+
+    async def flaky(task: ProcessingTask) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("reset")
+        return "ok"
+
+    fast = RetryPolicy(base_delay=0.001, max_delay=0.001)
+    async with make(processors={"flaky": flaky}, retry_policy=fast) as processor:
+        result = await processor.wait_for_task(
+            await processor.submit_task(create_task("flaky", max_retries=1))
+        )
+    assert (result.status, result.attempts) == (TaskStatus.COMPLETED, 2)
+    assert (result.error_type, result.traceback) == (None, None)
+
+
+async def test_other_endings_have_no_error_type() -> None:
+    async def slow(task: ProcessingTask) -> None:
+        await asyncio.Event().wait()
+
+    async with make(processors={"slow": slow, "fail": fail_with_cause_async}) as processor:
+        timed = await processor.submit_task(create_task("slow", timeout=0.01, max_retries=0))
+        failed = await processor.submit_task(create_task("fail", max_retries=0))
+        child = await processor.submit_task(create_task("slow", depends_on=[failed]))
+        results = [await processor.wait_for_task(i) for i in (timed, failed, child)]
+    assert [r.status for r in results] == [
+        TaskStatus.TIMEOUT,
+        TaskStatus.FAILED,
+        TaskStatus.CANCELLED,
+    ]
+    assert [r.error_type for r in results] == [None, "ValueError", None]
+    assert results[0].traceback is None and results[2].traceback is None

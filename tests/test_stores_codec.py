@@ -116,3 +116,23 @@ def test_open_store_arguments() -> None:
     ]:
         with pytest.raises(InvalidArgumentError, match=message):
             open_store(bad)
+
+
+def test_failed_result_keeps_error_type_and_traceback() -> None:
+    result = TaskResult(
+        "t2", TaskStatus.FAILED, None, "KeyError: 'text'", error_type="KeyError",
+        traceback="Traceback (most recent call last):\n  ...\nKeyError: 'text'\n",
+    )  # fmt: skip
+    back = decode_result("t2", encode_result(result))
+    assert back.to_dict() == result.to_dict()
+    assert (back.error_type, back.traceback) == (result.error_type, result.traceback)
+
+
+def test_result_written_before_error_type_was_kept_still_decodes() -> None:
+    from async_processor.stores.codec import _pack
+
+    old = _pack(["failed", None, "boom", 0.1, 1.0, 2.0, 3.0, 1, "async-0", "t", 3, []], None)
+    back = decode_result("t3", old)
+    assert (back.status, back.error, back.error_type, back.traceback) == (
+        TaskStatus.FAILED, "boom", None, None,
+    )  # fmt: skip

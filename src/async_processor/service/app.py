@@ -323,6 +323,8 @@ def _task_view(record: TaskRecord) -> dict[str, Any]:
         "task_type": record.type_name,
         "priority": task.priority.value,
         "tags": sorted(task.tags),
+        "error_type": None,
+        "traceback": None,
     }
 
 

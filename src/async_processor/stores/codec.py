@@ -167,12 +167,18 @@ def encode_result(result: TaskResult) -> bytes:
             result.task_type,
             result.priority.value,
             sorted(result.tags),
+            result.error_type,
+            result.traceback,
         ],
         _lenient,
     )
 
 
 def decode_result(task_id: str, data: bytes) -> TaskResult:
+    """A result written by :func:`encode_result` (one written before ``error_type`` and
+    ``traceback`` were kept has neither)."""
+    fields = _unpack(data)
+    error_type, traceback = fields[12:14] if len(fields) >= 14 else (None, None)
     (
         status,
         value,
@@ -186,7 +192,7 @@ def decode_result(task_id: str, data: bytes) -> TaskResult:
         task_type,
         priority,
         tags,
-    ) = _unpack(data)
+    ) = fields[:12]
     return TaskResult(
         task_id,
         TaskStatus(status),
@@ -201,4 +207,6 @@ def decode_result(task_id: str, data: bytes) -> TaskResult:
         task_type,
         TaskPriority(priority),
         frozenset(tags),
+        error_type,
+        traceback,
     )
