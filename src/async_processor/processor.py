@@ -24,11 +24,10 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
-from types import TracebackType
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from . import overload
+from . import overload, waiting
 from .admission import Admission
 from .arguments import check_count, check_seconds
 from .errors import (
@@ -175,7 +174,8 @@ class AdvancedAsyncProcessor:
         self._settings = settings
         if builtin_processors:
             self._register_builtins()
-        self._register_given(processors)
+        if processors is not None:
+            self._routes.register_all(processors)
         self._state = _State.CREATED
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
@@ -220,19 +220,6 @@ class AdvancedAsyncProcessor:
         for task_type, func in builtin_processors(self.settings).items():
             self.register_processor(task_type, func)
 
-    def _register_given(
-        self, processors: Mapping[ProcessingType | str, TaskProcessor] | None
-    ) -> None:
-        if processors is None:
-            return
-        if not isinstance(processors, Mapping):
-            raise InvalidArgumentError(
-                "processors must be a mapping of task type to function, "
-                f"e.g. {{'greet': greet}}, got {type(processors).__name__}"
-            )
-        for task_type, func in processors.items():
-            self.register_processor(task_type, func)
-
     @property
     def settings(self) -> Settings:
         """The built-ins' settings: as given, or :meth:`Settings.from_env` on first use."""
@@ -269,9 +256,7 @@ class AdvancedAsyncProcessor:
         """True between ``start()`` and the beginning of ``shutdown()``."""
         return self._state is _State.RUNNING
 
-    @property
-    def _running(self) -> bool:  # the guide reads processor._running
-        return self._state is _State.RUNNING
+    _running = running  # the guide reads processor._running
 
     async def start(self) -> None:
         """Start the workers. Starting a running processor does nothing.
@@ -309,12 +294,7 @@ class AdvancedAsyncProcessor:
         await self.start()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         """Shut the processor down (default ``timeout``); what the block raised goes on."""
         await self.shutdown()
 
@@ -436,7 +416,7 @@ class AdvancedAsyncProcessor:
         if record.status is TaskStatus.PENDING:
             self._outcomes.cancel(record, "cancelled by cancel_task()")
             return True
-        waiter = self._waiter(record)
+        waiter = waiting.add_waiter(record)
         self._outcomes.cancel(record, "cancelled by cancel_task()")
         try:
             async with asyncio.timeout(5.0):
@@ -447,15 +427,6 @@ class AdvancedAsyncProcessor:
 
     # -- waiting and asking ------------------------------------------------------------------
 
-    def _waiter(self, record: TaskRecord) -> asyncio.Future[TaskResult]:
-        assert self._loop is not None
-        waiter: asyncio.Future[TaskResult] = self._loop.create_future()
-        if record.waiters is None:
-            record.waiters = [waiter]
-        else:
-            record.waiters.append(waiter)
-        return waiter
-
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> TaskResult:
         """Wait until the task ends and return its result, whatever the status.
 
@@ -463,24 +434,33 @@ class AdvancedAsyncProcessor:
             asyncio.TimeoutError: ``timeout`` seconds passed first (the task goes on).
             TaskNotFoundError: the id is unknown.
         """
-        if timeout is not None:
-            timeout = check_seconds("timeout", timeout, allow_zero=True)
-        record = self.task_manager.records.get(task_id)
-        if record is None:
-            result = self.task_manager.result(task_id)
-            assert result is not None
-            return result
-        waiter = self._waiter(record)
-        try:
-            if timeout is None:
-                return await waiter
-            async with asyncio.timeout(timeout):
-                return await waiter
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-                if record.waiters is not None and waiter in record.waiters:
-                    record.waiters.remove(waiter)
+        return await waiting.wait_for_one(self.task_manager, task_id, timeout)
+
+    async def wait_for_tasks(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> list[TaskResult]:
+        """Wait until every task ends (``timeout`` bounds the whole wait); their results
+        in the order of ``task_ids``.
+
+        Raises:
+            asyncio.TimeoutError: ``timeout`` seconds passed first (the tasks go on).
+            TaskNotFoundError: an id is unknown (checked before waiting).
+            InvalidArgumentError: ``task_ids`` is a single string or holds a non-string.
+        """
+        return await waiting.wait_for_all(self.task_manager, task_ids, timeout)
+
+    def as_completed(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> AsyncIterator[TaskResult]:
+        """``async for result in processor.as_completed(ids):`` each task's result as it
+        ends (those already ended first); ``timeout`` bounds the whole iteration.
+
+        Raises (while iterating):
+            asyncio.TimeoutError: ``timeout`` seconds passed before every task ended.
+            TaskNotFoundError: an id is unknown (checked before the first result).
+            InvalidArgumentError: ``task_ids`` is a single string or holds a non-string.
+        """
+        return waiting.as_completed(self.task_manager, task_ids, timeout)
 
     def view(self, task_id: str) -> TaskView:
         """A frozen snapshot of one task, pending, running or ended (no payload, no result).
