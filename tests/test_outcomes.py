@@ -50,7 +50,10 @@ def test_a_value_completes() -> None:
 def test_a_timeout_may_be_retried_and_says_which_attempt() -> None:
     outcome = outcome_of(running(timeout=1.5), None, None, True)
     assert outcome == AttemptOutcome(
-        TaskStatus.TIMEOUT, error="timed out after 1.5s (attempt 2)", retryable=True
+        TaskStatus.TIMEOUT,
+        error="timed out after 1.5s (attempt 2)",
+        retryable=True,
+        error_class=TimeoutError,
     )
 
 
@@ -61,6 +64,7 @@ def test_a_failure_may_be_retried_unless_it_says_otherwise() -> None:
         error="ValueError: bad",
         retryable=True,
         failure=("ValueError", "ValueError: bad\n"),  # never raised: no frames
+        error_class=ValueError,
     )
     for final in (NonRetryableError("no"), InvalidTaskError("wrong")):
         outcome = outcome_of(running(), None, final, False)

@@ -13,9 +13,11 @@ import pytest
 from async_processor import (
     AdvancedAsyncProcessor,
     InvalidArgumentError,
+    InvalidTaskError,
     NonRetryableError,
     ProcessingTask,
     RetryPolicy,
+    TaskResult,
     TaskStatus,
     UnknownTaskTypeError,
     create_processor,
@@ -204,3 +206,103 @@ async def test_other_endings_have_no_error_type() -> None:
     ]
     assert [r.error_type for r in results] == [None, "ValueError", None]
     assert results[0].traceback is None and results[2].traceback is None
+
+
+# -- per-task retry policy ------------------------------------------------------------------
+
+
+class Failing:
+    """Raises the given exceptions in turn, then returns "done"; counts calls."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self, task: ProcessingTask) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "done"
+
+
+FAST = RetryPolicy(base_delay=0.001, max_delay=0.001)
+
+
+async def run_one(fn: Failing, **fields: Any) -> TaskResult:
+    async with make(processors={"work": fn}, retry_policy=FAST) as processor:
+        task_id = await processor.submit_task(create_task("work", **fields))
+        return await processor.wait_for_task(task_id, timeout=30)
+
+
+async def test_a_programming_error_is_not_retried_by_default() -> None:
+    fn = Failing(KeyError("text"))
+    result = await run_one(fn, max_retries=3)
+    assert (result.status, result.attempts, fn.calls) == (TaskStatus.FAILED, 1, 1)
+    assert result.error_type == "KeyError"
+
+
+async def test_other_failures_are_retried_by_default() -> None:
+    fn = Failing(ConnectionError("reset"), ValueError("odd"))
+    result = await run_one(fn, max_retries=3)
+    assert (result.status, result.attempts, result.result) == (TaskStatus.COMPLETED, 3, "done")
+
+
+async def test_per_task_retry_on_retries_only_what_it_names() -> None:
+    named = RetryPolicy(base_delay=0.001, max_delay=0.001, retry_on=(ConnectionError, KeyError))
+    fn = Failing(KeyError("cache"), ConnectionError("reset"), ValueError("bad"))
+    result = await run_one(fn, max_retries=5, retry=named)
+    assert (result.status, result.attempts) == (TaskStatus.FAILED, 3)  # ValueError: final
+    assert result.error_type == "ValueError"
+
+
+async def test_per_task_retry_replaces_the_processor_policy() -> None:
+    fn = Failing(ConnectionError("reset"))
+    never = RetryPolicy(base_delay=0.001, max_delay=0.001, retry_on=(TimeoutError,))
+    result = await run_one(fn, max_retries=3, retry=never)
+    assert (result.status, result.attempts) == (TaskStatus.FAILED, 1)
+
+
+async def test_non_retryable_and_timeouts_under_retry_on() -> None:
+    everything = RetryPolicy(base_delay=0.001, max_delay=0.001, retry_on=(BaseException,))
+    fn = Failing(NonRetryableError("no"))
+    result = await run_one(fn, max_retries=3, retry=everything)
+    assert (result.status, result.attempts) == (TaskStatus.FAILED, 1)  # always final
+
+    async def slow(task: ProcessingTask) -> None:
+        await asyncio.Event().wait()
+
+    only_connection = RetryPolicy(base_delay=0.001, max_delay=0.001, retry_on=(ConnectionError,))
+    async with make(processors={"slow": slow}) as processor:
+        ids = [
+            await processor.submit_task(
+                create_task("slow", timeout=0.01, max_retries=1, retry=policy)
+            )
+            for policy in (only_connection, everything)
+        ]
+        results = await processor.wait_for_tasks(ids, timeout=30)
+    assert [(r.status, r.attempts) for r in results] == [
+        (TaskStatus.TIMEOUT, 1),  # a timeout is TimeoutError: not named, not retried
+        (TaskStatus.TIMEOUT, 2),
+    ]
+
+
+def test_retry_must_be_a_policy() -> None:
+    with pytest.raises(InvalidTaskError, match="retry must be a RetryPolicy"):
+        create_task("work", retry=3)
+
+
+async def test_per_task_retry_survives_a_restart(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'tasks.db'}"
+
+    async def hang(task: ProcessingTask) -> None:
+        await asyncio.Event().wait()
+
+    policy = RetryPolicy(base_delay=0.001, max_delay=0.001, retry_on=(ConnectionError,))
+    async with make(store=store, processors={"work": hang}) as first:
+        await first.submit_task(create_task("work", id="r1", max_retries=3, retry=policy))
+        await first.shutdown(timeout=0.05)
+    fn = Failing(ConnectionError("reset"), ConnectionError("again"))
+    async with make(store=store, processors={"work": fn}) as second:
+        assert second.task_manager.records["r1"].task.retry == policy
+        result = await second.wait_for_task("r1", timeout=30)
+    assert (result.status, result.result, fn.calls) == (TaskStatus.COMPLETED, "done", 3)

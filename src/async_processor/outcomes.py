@@ -44,6 +44,8 @@ class AttemptOutcome:
     retryable: bool = False
     #: The processor's exception as (error_type, traceback), when it raised one.
     failure: tuple[str, str] | None = None
+    #: What a retry policy judges: the exception's class (TimeoutError for a timeout).
+    error_class: type[BaseException] | None = None
 
 
 def describe_failure(exc: BaseException) -> tuple[str, str]:
@@ -64,12 +66,18 @@ def outcome_of(
     if timed_out:
         timeout = record.task.timeout or 0.0
         error = f"timed out after {timeout:g}s (attempt {record.attempts})"
-        return AttemptOutcome(TaskStatus.TIMEOUT, error=error, retryable=True)
+        return AttemptOutcome(
+            TaskStatus.TIMEOUT, error=error, retryable=True, error_class=TimeoutError
+        )
     if failure is not None:
         error = f"{type(failure).__name__}: {failure}"
         final = isinstance(failure, NonRetryableError | InvalidTaskError)
         return AttemptOutcome(
-            TaskStatus.FAILED, error=error, retryable=not final, failure=describe_failure(failure)
+            TaskStatus.FAILED,
+            error=error,
+            retryable=not final,
+            failure=describe_failure(failure),
+            error_class=type(failure),
         )
     return AttemptOutcome(TaskStatus.COMPLETED, value)
 
@@ -105,11 +113,13 @@ class Outcomes:
         """The one place an attempt ends: retry it if it may, otherwise end the task."""
         if outcome.retryable:
             task = record.task
+            policy = task.retry or self.retry_policy
+            kind = outcome.error_class
             delay = next_attempt_in(
-                self.retry_policy,
+                policy,
                 record.attempts,
                 task.max_retries,
-                retryable=self.retries_allowed,
+                retryable=self.retries_allowed and (kind is None or policy.retries(kind)),
             )
             if delay is not None:
                 self._retry(record, outcome, delay)

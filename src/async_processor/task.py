@@ -13,7 +13,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from .errors import InvalidTaskError
+from .errors import InvalidArgumentError, InvalidTaskError
+from .retry import RetryPolicy
 
 __all__ = ["ProcessingTask", "ProcessingType", "TaskPriority", "create_task", "new_task_id"]
 
@@ -87,7 +88,9 @@ class ProcessingTask:
     absolute time (Unix seconds or an aware datetime) after which a task that has not
     started is not started at all. ``dependency_results`` is filled just before the task
     runs, with each dependency's result. A thread task may poll ``cancel_requested`` to
-    stop early once it has been cancelled or has timed out.
+    stop early once it has been cancelled or has timed out. ``retry`` replaces the
+    processor's ``retry_policy`` for this task: its backoff and which failures are retried
+    (``RetryPolicy.retry_on``); ``max_retries`` still says how many.
     """
 
     task_type: ProcessingType | str
@@ -106,6 +109,7 @@ class ProcessingTask:
     created_at: float = field(default_factory=time.time)
     dependency_results: dict[str, Any] = field(default_factory=lambda: _NO_RESULTS)
     cancel_requested: bool = False
+    retry: RetryPolicy | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -129,6 +133,8 @@ class ProcessingTask:
             self.depends_on = _id_list(self.depends_on) or ()
         if self.deadline is not None:
             self.deadline = _deadline_seconds(self.deadline)
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            self.retry = _retry_policy(self.retry)
         if not isinstance(self.id, str) or not self.id:
             raise InvalidTaskError(f"id must be a non-empty string, got {self.id!r}")
         if not (
@@ -168,6 +174,7 @@ class ProcessingTask:
             "deadline": self.deadline,
             "created_at": self.created_at,
             "dependency_results": to_json(self.dependency_results),
+            "retry": None if self.retry is None else self.retry.to_dict(),
         }
 
     @classmethod
@@ -224,6 +231,18 @@ def _positive_seconds(name: str, value: Any) -> float:
     if not value > 0 or math.isinf(value):
         raise InvalidTaskError(f"{name} must be a finite number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _retry_policy(value: Any) -> RetryPolicy:
+    """A RetryPolicy, or one from its ``to_dict()``; InvalidTaskError otherwise."""
+    if isinstance(value, Mapping):
+        try:
+            return RetryPolicy.from_dict(dict(value))
+        except (InvalidArgumentError, KeyError, TypeError) as exc:
+            raise InvalidTaskError(f"retry: {exc}") from None
+    raise InvalidTaskError(
+        f"retry must be a RetryPolicy, e.g. RetryPolicy(retry_on=(ConnectionError,)), got {value!r}"
+    )
 
 
 def _task_type(value: Any) -> ProcessingType | str:

@@ -101,6 +101,7 @@ def encode_task(task: ProcessingTask) -> bytes:
         task.allow_failure,
         task.deadline,
         task.created_at,
+        None if task.retry is None else task.retry.to_dict(),
     ]
     try:
         return _pack(fields, _strict)
@@ -117,6 +118,10 @@ def encode_task(task: ProcessingTask) -> bytes:
 
 
 def decode_task(data: bytes) -> ProcessingTask:
+    """A task written by :func:`encode_task` (one written before ``retry`` was kept has
+    none)."""
+    fields = _unpack(data)
+    retry = fields[14] if len(fields) > 14 else None
     (
         task_id,
         type_name,
@@ -132,7 +137,7 @@ def decode_task(data: bytes) -> ProcessingTask:
         allow_failure,
         deadline,
         created_at,
-    ) = _unpack(data)
+    ) = fields[:14]
     return ProcessingTask(
         type_name,
         payload,
@@ -148,6 +153,7 @@ def decode_task(data: bytes) -> ProcessingTask:
         deadline=deadline,
         id=task_id,
         created_at=created_at,
+        retry=retry,
     )
 
 
