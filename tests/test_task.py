@@ -241,6 +241,7 @@ def test_to_dict_is_plain_json() -> None:
         "created_at",
         "dependency_results",
         "retry",
+        "run_at",
     }
 
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from . import overload, waiting
 from .admission import Admission
 from .arguments import check_count, check_seconds
+from .delays import Delays
 from .errors import (
     InvalidArgumentError,
     ProcessorNotRunningError,
@@ -186,6 +187,7 @@ class AdvancedAsyncProcessor:
         """Build the parts that carry the work out: admission, outcomes, lanes, routes and
         intake (``bounds``: queue_size, overload_policy, priority_reserve)."""
         self._durable = self._store.durable
+        self._delays = Delays(self._enqueue)
         if self._durable:  # a non-durable store is only asked about idempotency keys
             self.task_manager.listeners.append(self._store.transition)
         self._admission = Admission(
@@ -247,7 +249,8 @@ class AdvancedAsyncProcessor:
         return self._routes.processors
 
     def _enqueue(self, record: TaskRecord) -> None:
-        self._lane_map[record.lane].push(record)
+        if record.task.run_at is None or not self._delays.hold(record):
+            self._lane_map[record.lane].push(record)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -277,7 +280,7 @@ class AdvancedAsyncProcessor:
         if self._state is not _State.CREATED:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
         loop = self._loop = asyncio.get_running_loop()
-        self._admission.loop = self._outcomes.loop = loop
+        self._admission.loop = self._outcomes.loop = self._delays.loop = loop
         if self._durable:
             self._intake.recover(loop)
         self._lanes.start(loop)

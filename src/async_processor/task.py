@@ -90,7 +90,8 @@ class ProcessingTask:
     runs, with each dependency's result. A thread task may poll ``cancel_requested`` to
     stop early once it has been cancelled or has timed out. ``retry`` replaces the
     processor's ``retry_policy`` for this task: its backoff and which failures are retried
-    (``RetryPolicy.retry_on``); ``max_retries`` still says how many.
+    (``RetryPolicy.retry_on``); ``max_retries`` still says how many. ``run_at`` (Unix
+    seconds or an aware datetime) is the time before which the task does not start.
     """
 
     task_type: ProcessingType | str
@@ -110,6 +111,7 @@ class ProcessingTask:
     dependency_results: dict[str, Any] = field(default_factory=lambda: _NO_RESULTS)
     cancel_requested: bool = False
     retry: RetryPolicy | None = None
+    run_at: float | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -132,9 +134,9 @@ class ProcessingTask:
         if self.depends_on != ():
             self.depends_on = _id_list(self.depends_on) or ()
         if self.deadline is not None:
-            self.deadline = _deadline_seconds(self.deadline)
-        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
-            self.retry = _retry_policy(self.retry)
+            self.deadline = _time_seconds("deadline", self.deadline)
+        if self.run_at is not None or self.retry is not None:
+            self._validate_schedule()
         if not isinstance(self.id, str) or not self.id:
             raise InvalidTaskError(f"id must be a non-empty string, got {self.id!r}")
         if not (
@@ -144,6 +146,12 @@ class ProcessingTask:
             and type(self.allow_failure) is bool
         ):
             self._refuse_flags()
+
+    def _validate_schedule(self) -> None:
+        if self.run_at is not None:
+            self.run_at = _time_seconds("run_at", self.run_at)
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            self.retry = _retry_policy(self.retry)
 
     def _refuse_flags(self) -> None:
         for name in ("cpu_intensive", "memory_intensive", "io_bound", "allow_failure"):
@@ -175,6 +183,7 @@ class ProcessingTask:
             "created_at": self.created_at,
             "dependency_results": to_json(self.dependency_results),
             "retry": None if self.retry is None else self.retry.to_dict(),
+            "run_at": self.run_at,
         }
 
     @classmethod
@@ -265,17 +274,18 @@ def _payload(value: Any) -> dict[str, Any]:
     )
 
 
-def _deadline_seconds(value: Any) -> float:
+def _time_seconds(name: str, value: Any) -> float:
+    """An absolute time as Unix seconds: a finite number, or an aware datetime."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise InvalidTaskError(
-                "deadline must be an aware datetime (with tzinfo) or a Unix timestamp; "
+                f"{name} must be an aware datetime (with tzinfo) or a Unix timestamp; "
                 "a naive datetime is ambiguous"
             )
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidTaskError(
-            f"deadline must be a Unix timestamp or an aware datetime, got {value!r}"
+            f"{name} must be a Unix timestamp or an aware datetime, got {value!r}"
         )
     return float(value)
 
@@ -336,13 +346,19 @@ def create_task(
     task_type: ProcessingType | str,
     payload: Mapping[str, Any] | None = None,
     priority: TaskPriority | int | str = TaskPriority.NORMAL,
+    *,
+    delay: float | None = None,
     **fields: Any,
 ) -> ProcessingTask:
     """Build a :class:`ProcessingTask`; any of its fields may be passed by keyword.
 
+    ``delay``: seconds from now before the task may start (sets ``run_at``).
+
     Raises:
         InvalidTaskError: a field has the wrong type or value; the message names it.
     """
+    if delay is not None:
+        fields["run_at"] = _run_at_after(delay, fields.get("run_at"))
     unknown = fields.keys() - _FIELD_NAMES
     if unknown:
         raise InvalidTaskError(
@@ -350,6 +366,16 @@ def create_task(
             f"known fields: {', '.join(sorted(_FIELD_NAMES))}"
         )
     return ProcessingTask(task_type, payload, priority, **fields)  # type: ignore[arg-type]
+
+
+def _run_at_after(delay: Any, run_at: Any) -> float:
+    if run_at is not None:
+        raise InvalidTaskError("pass delay= or run_at=, not both")
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
+        raise InvalidTaskError(f"delay must be a number of seconds >= 0, got {delay!r}")
+    if math.isinf(delay):
+        raise InvalidTaskError(f"delay must be finite, got {delay!r}")
+    return time.time() + delay
 
 
 _FIELD_NAMES = frozenset(ProcessingTask.__dataclass_fields__) - {

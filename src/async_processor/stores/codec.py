@@ -102,6 +102,7 @@ def encode_task(task: ProcessingTask) -> bytes:
         task.deadline,
         task.created_at,
         None if task.retry is None else task.retry.to_dict(),
+        task.run_at,
     ]
     try:
         return _pack(fields, _strict)
@@ -118,10 +119,10 @@ def encode_task(task: ProcessingTask) -> bytes:
 
 
 def decode_task(data: bytes) -> ProcessingTask:
-    """A task written by :func:`encode_task` (one written before ``retry`` was kept has
-    none)."""
+    """A task written by :func:`encode_task` (one written before ``retry`` and ``run_at``
+    were kept has neither)."""
     fields = _unpack(data)
-    retry = fields[14] if len(fields) > 14 else None
+    retry, run_at = [*fields[14:16], None, None][:2]
     (
         task_id,
         type_name,
@@ -154,6 +155,7 @@ def decode_task(data: bytes) -> ProcessingTask:
         id=task_id,
         created_at=created_at,
         retry=retry,
+        run_at=run_at,
     )
 
 
