@@ -306,3 +306,19 @@ async def test_per_task_retry_survives_a_restart(tmp_path: Path) -> None:
         assert second.task_manager.records["r1"].task.retry == policy
         result = await second.wait_for_task("r1", timeout=30)
     assert (result.status, result.result, fn.calls) == (TaskStatus.COMPLETED, "done", 3)
+
+
+async def test_an_exception_that_cannot_travel_back_keeps_its_class_name() -> None:
+    processor = AdvancedAsyncProcessor(
+        max_thread_workers=0,
+        max_process_workers=1,
+        builtin_processors=False,
+        enable_monitoring=False,
+        processors={"stubborn": pf.fail_stubborn},
+    )
+    async with processor:
+        task = create_task("stubborn", max_retries=0, cpu_intensive=True)
+        result = await processor.wait_for_task(await processor.submit_task(task), timeout=60)
+    assert result.status is TaskStatus.FAILED
+    assert result.error_type == "process_functions.StubbornError"
+    assert result.traceback is not None and "in fail_stubborn" in result.traceback

@@ -50,11 +50,16 @@ class AttemptOutcome:
 
 def describe_failure(exc: BaseException) -> tuple[str, str]:
     """An exception's qualified class name (builtins without ``builtins.``) and its
-    formatted traceback, chained causes and contexts included."""
+    formatted traceback, chained causes and contexts included.
+
+    An exception from a worker process that could not be rebuilt here is raised as a
+    RuntimeError carrying the original class name (``remote_error_type``); that is used.
+    """
     kind = type(exc)
     module = kind.__module__
     name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-    return name, "".join(traceback.format_exception(exc))
+    remote = getattr(exc, "remote_error_type", None)
+    return remote if isinstance(remote, str) else name, "".join(traceback.format_exception(exc))
 
 
 def outcome_of(
