@@ -142,3 +142,11 @@ def read_request_id(task: ProcessingTask) -> str:
 
 def dependency_keys(task: ProcessingTask) -> list[str]:
     return sorted(task.dependency_results)
+
+
+def fail_with_cause(task: ProcessingTask) -> None:
+    """A KeyError on a missing payload field, re-raised as ValueError from it."""
+    try:
+        task.payload["text"]
+    except KeyError as exc:
+        raise ValueError("the payload has no text") from exc

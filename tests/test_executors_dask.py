@@ -377,3 +377,23 @@ async def test_processor_refuses_bad_cluster_arguments(client: Any) -> None:
         AdvancedAsyncProcessor(cluster_resources={"embed": {"GPU": 1}})
     with pytest.raises(InvalidArgumentError, match="resources"):
         AdvancedAsyncProcessor(cluster=client, cluster_resources={"embed": {"GPU": -1}})
+
+
+async def test_a_failure_on_the_cluster_keeps_its_type_and_chained_traceback(
+    address: str,
+) -> None:
+    processor = AdvancedAsyncProcessor(
+        cluster=address, builtin_processors=False, processors={"parse": pf.fail_with_cause}
+    )
+    async with processor:
+        task_id = await processor.submit_task(
+            ProcessingTask("parse", {"secret": "words"}, cpu_intensive=True, max_retries=0)
+        )
+        result = await processor.wait_for_task(task_id, timeout=30)
+    assert result.status is TaskStatus.FAILED
+    assert result.worker_id is not None and result.worker_id.startswith("process")
+    assert result.error_type == "ValueError"
+    assert result.traceback is not None
+    assert "KeyError: 'text'" in result.traceback  # the cause, raised in the Dask worker
+    assert 'task.payload["text"]' in result.traceback
+    assert result.traceback.rstrip().endswith("ValueError: the payload has no text")

@@ -78,3 +78,9 @@ def test_every_error_class_is_exported() -> None:
 def test_signal_helper_and_version_are_exported() -> None:
     assert "install_signal_handlers" in async_processor.__all__
     assert isinstance(async_processor.__version__, str) and async_processor.__version__
+
+
+def test_issue_13_names_are_exported() -> None:
+    for method in ("wait_for_tasks", "as_completed", "__aenter__", "__aexit__"):
+        assert callable(getattr(async_processor.AdvancedAsyncProcessor, method)), method
+    assert {"error_type", "traceback"} <= set(async_processor.TaskResult.__dataclass_fields__)

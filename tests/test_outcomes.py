@@ -31,7 +31,7 @@ from async_processor import (
     TaskStatus,
     create_task,
 )
-from async_processor.outcomes import AttemptOutcome, outcome_of
+from async_processor.outcomes import AttemptOutcome, describe_failure, outcome_of
 from async_processor.task_manager import TaskRecord
 
 
@@ -50,13 +50,22 @@ def test_a_value_completes() -> None:
 def test_a_timeout_may_be_retried_and_says_which_attempt() -> None:
     outcome = outcome_of(running(timeout=1.5), None, None, True)
     assert outcome == AttemptOutcome(
-        TaskStatus.TIMEOUT, error="timed out after 1.5s (attempt 2)", retryable=True
+        TaskStatus.TIMEOUT,
+        error="timed out after 1.5s (attempt 2)",
+        retryable=True,
+        error_class=TimeoutError,
     )
 
 
 def test_a_failure_may_be_retried_unless_it_says_otherwise() -> None:
     retry = outcome_of(running(), None, ValueError("bad"), False)
-    assert retry == AttemptOutcome(TaskStatus.FAILED, error="ValueError: bad", retryable=True)
+    assert retry == AttemptOutcome(
+        TaskStatus.FAILED,
+        error="ValueError: bad",
+        retryable=True,
+        failure=("ValueError", "ValueError: bad\n"),  # never raised: no frames
+        error_class=ValueError,
+    )
     for final in (NonRetryableError("no"), InvalidTaskError("wrong")):
         outcome = outcome_of(running(), None, final, False)
         assert outcome.status is TaskStatus.FAILED and not outcome.retryable
@@ -615,3 +624,23 @@ async def test_cancellation_is_never_retried(make_processor: Factory) -> None:
     await p.wait_for_task(follow.id, timeout=5.0)
     assert len(slow.cancel_seen) == 2  # the cancelled task ran once, the follower once
     assert (await p.get_performance_metrics())["retries"] == 0
+
+
+class LocalError(Exception):
+    pass
+
+
+def test_describe_failure_names_the_class_and_formats_the_chain() -> None:
+    payload: dict[str, str] = {}
+    try:
+        try:
+            payload["text"]
+        except KeyError as exc:
+            raise LocalError("no text") from exc
+    except LocalError as exc:
+        error_type, text = describe_failure(exc)
+    assert error_type == f"{__name__}.LocalError"
+    assert text.startswith("Traceback (most recent call last):")
+    assert "KeyError: 'text'" in text and "direct cause" in text
+    assert text.rstrip().endswith("LocalError: no text")
+    assert describe_failure(KeyError("k"))[0] == "KeyError"  # builtins: no module

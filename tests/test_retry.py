@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
 from async_processor import InvalidArgumentError, RetryPolicy
-from async_processor.retry import next_attempt_in
+from async_processor.retry import PROGRAMMING_ERRORS, next_attempt_in
 
 
 def test_defaults() -> None:
@@ -93,3 +94,42 @@ def test_no_next_attempt_when_not_retryable_or_no_retries() -> None:
     policy = RetryPolicy()
     assert next_attempt_in(policy, 1, 5, retryable=False) is None
     assert next_attempt_in(policy, 1, 0, retryable=True) is None
+
+
+class FlakyService(ConnectionError):
+    """A user's class, importable by its name."""
+
+
+def test_without_retry_on_every_failure_but_programming_errors_is_retried() -> None:
+    policy = RetryPolicy()
+    assert policy.retry_on is None
+    retried: list[type[BaseException]] = [ValueError, ConnectionError, TimeoutError, OSError]
+    assert all(policy.retries(kind) for kind in retried)
+    not_retried = [*PROGRAMMING_ERRORS, UnboundLocalError]  # a NameError
+    assert not any(policy.retries(kind) for kind in not_retried)
+
+
+def test_retry_on_names_the_only_failures_retried() -> None:
+    policy = RetryPolicy(retry_on=(ConnectionError, KeyError))
+    assert policy.retries(FlakyService) and policy.retries(KeyError)
+    assert not policy.retries(ValueError) and not policy.retries(TimeoutError)
+    lenient: Any = TimeoutError  # one class, or a list, is taken as a tuple
+    assert RetryPolicy(retry_on=lenient).retry_on == (TimeoutError,)
+    lenient = [OSError]
+    assert RetryPolicy(retry_on=lenient).retry_on == (OSError,)
+
+
+@pytest.mark.parametrize("bad", [(ValueError, "x"), ("ValueError",), 3, (int,)])
+def test_retry_on_must_hold_exception_classes(bad: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="retry_on must be a tuple of exception"):
+        RetryPolicy(retry_on=bad)  # type: ignore[arg-type]
+
+
+def test_to_dict_round_trip_imports_the_classes_by_name() -> None:
+    policy = RetryPolicy(0.5, 5.0, 3.0, retry_on=(FlakyService, TimeoutError))
+    data = policy.to_dict()
+    assert data["retry_on"] == [f"{__name__}:FlakyService", "builtins:TimeoutError"]
+    assert RetryPolicy.from_dict(data) == policy
+    assert RetryPolicy.from_dict(RetryPolicy().to_dict()) == RetryPolicy()
+    with pytest.raises(InvalidArgumentError, match="'nowhere:Gone', which cannot be imported"):
+        RetryPolicy.from_dict({**data, "retry_on": ["nowhere:Gone"]})

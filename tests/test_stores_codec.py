@@ -13,6 +13,7 @@ from async_processor import (
     InvalidArgumentError,
     ProcessingTask,
     ProcessingType,
+    RetryPolicy,
     TaskPriority,
     TaskResult,
     TaskStatus,
@@ -53,6 +54,8 @@ def test_task_round_trip_keeps_every_field_and_bytes() -> None:
         depends_on=["a1", "b2"],
         allow_failure=True,
         deadline=1e10,
+        retry=RetryPolicy(0.5, 4.0, 3.0, retry_on=(ConnectionError, TimeoutError)),
+        run_at=2e9,
     )
     back = decode_task(encode_task(task))
     assert back.payload == task.payload
@@ -61,7 +64,7 @@ def test_task_round_trip_keeps_every_field_and_bytes() -> None:
     for name in (
         "id", "task_type", "priority", "timeout", "max_retries", "cpu_intensive",
         "memory_intensive", "io_bound", "tags", "depends_on", "allow_failure", "deadline",
-        "created_at",
+        "created_at", "retry", "run_at",
     ):  # fmt: skip
         assert getattr(back, name) == getattr(task, name), name
     assert back.task_type is not ProcessingType.CUSTOM
@@ -116,3 +119,31 @@ def test_open_store_arguments() -> None:
     ]:
         with pytest.raises(InvalidArgumentError, match=message):
             open_store(bad)
+
+
+def test_failed_result_keeps_error_type_and_traceback() -> None:
+    result = TaskResult(
+        "t2", TaskStatus.FAILED, None, "KeyError: 'text'", error_type="KeyError",
+        traceback="Traceback (most recent call last):\n  ...\nKeyError: 'text'\n",
+    )  # fmt: skip
+    back = decode_result("t2", encode_result(result))
+    assert back.to_dict() == result.to_dict()
+    assert (back.error_type, back.traceback) == (result.error_type, result.traceback)
+
+
+def test_result_written_before_error_type_was_kept_still_decodes() -> None:
+    from async_processor.stores.codec import _pack
+
+    old = _pack(["failed", None, "boom", 0.1, 1.0, 2.0, 3.0, 1, "async-0", "t", 3, []], None)
+    back = decode_result("t3", old)
+    assert (back.status, back.error, back.error_type, back.traceback) == (
+        TaskStatus.FAILED, "boom", None, None,
+    )  # fmt: skip
+
+
+def test_task_written_before_retry_and_run_at_were_kept_still_decodes() -> None:
+    from async_processor.stores.codec import _pack
+
+    fields = ["t4", "kind", {}, 3, None, 0, False, False, False, [], [], False, None, 1.0]
+    back = decode_task(_pack(fields, None))
+    assert (back.id, back.retry, back.run_at) == ("t4", None, None)

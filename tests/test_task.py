@@ -240,6 +240,8 @@ def test_to_dict_is_plain_json() -> None:
         "deadline",
         "created_at",
         "dependency_results",
+        "retry",
+        "run_at",
     }
 
 

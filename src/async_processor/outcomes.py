@@ -15,6 +15,7 @@ import asyncio
 import copy
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from .retry import RetryPolicy, next_attempt_in
 from .stores import TaskStore
 from .task_manager import EXPIRED, TaskManager, TaskRecord
 
-__all__ = ["AttemptOutcome", "Outcomes", "outcome_of"]
+__all__ = ["AttemptOutcome", "Outcomes", "describe_failure", "outcome_of"]
 
 logger = logging.getLogger("async_processor")
 
@@ -41,6 +42,24 @@ class AttemptOutcome:
     value: Any = None
     error: str | None = None
     retryable: bool = False
+    #: The processor's exception as (error_type, traceback), when it raised one.
+    failure: tuple[str, str] | None = None
+    #: What a retry policy judges: the exception's class (TimeoutError for a timeout).
+    error_class: type[BaseException] | None = None
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """An exception's qualified class name (builtins without ``builtins.``) and its
+    formatted traceback, chained causes and contexts included.
+
+    An exception from a worker process that could not be rebuilt here is raised as a
+    RuntimeError carrying the original class name (``remote_error_type``); that is used.
+    """
+    kind = type(exc)
+    module = kind.__module__
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    remote = getattr(exc, "remote_error_type", None)
+    return remote if isinstance(remote, str) else name, "".join(traceback.format_exception(exc))
 
 
 def outcome_of(
@@ -52,11 +71,19 @@ def outcome_of(
     if timed_out:
         timeout = record.task.timeout or 0.0
         error = f"timed out after {timeout:g}s (attempt {record.attempts})"
-        return AttemptOutcome(TaskStatus.TIMEOUT, error=error, retryable=True)
+        return AttemptOutcome(
+            TaskStatus.TIMEOUT, error=error, retryable=True, error_class=TimeoutError
+        )
     if failure is not None:
         error = f"{type(failure).__name__}: {failure}"
         final = isinstance(failure, NonRetryableError | InvalidTaskError)
-        return AttemptOutcome(TaskStatus.FAILED, error=error, retryable=not final)
+        return AttemptOutcome(
+            TaskStatus.FAILED,
+            error=error,
+            retryable=not final,
+            failure=describe_failure(failure),
+            error_class=type(failure),
+        )
     return AttemptOutcome(TaskStatus.COMPLETED, value)
 
 
@@ -91,23 +118,20 @@ class Outcomes:
         """The one place an attempt ends: retry it if it may, otherwise end the task."""
         if outcome.retryable:
             task = record.task
+            policy = task.retry or self.retry_policy
+            kind = outcome.error_class
             delay = next_attempt_in(
-                self.retry_policy,
+                policy,
                 record.attempts,
                 task.max_retries,
-                retryable=self.retries_allowed,
+                retryable=self.retries_allowed and (kind is None or policy.retries(kind)),
             )
             if delay is not None:
                 self._retry(record, outcome, delay)
                 return
-            logger.warning(
-                "task %s (%s) %s after %d attempt(s): %s",
-                task.id,
-                task.type_name,
-                outcome.status.value,
-                record.attempts,
-                outcome.error,
-            )
+        if outcome.retryable or outcome.failure is not None:
+            _log_ending(record, outcome)
+        record.failure = outcome.failure
         self.finish(record, outcome.status, outcome.value, outcome.error, elapsed)
 
     def _retry(self, record: TaskRecord, outcome: AttemptOutcome, delay: float) -> None:
@@ -122,6 +146,10 @@ class Outcomes:
             outcome.error,
             delay,
         )
+        if outcome.failure is not None:
+            logger.debug(
+                "task %s attempt %d raised:\n%s", task.id, record.attempts, outcome.failure[1]
+            )
         if record.attempt_task.cancel_requested:  # an abandoned thread still holds it
             record.attempt_task = copy.copy(task)
             record.attempt_task.cancel_requested = False
@@ -239,6 +267,21 @@ class Outcomes:
             + " passed before it could start",
             expired=True,
         )
+
+
+def _log_ending(record: TaskRecord, outcome: AttemptOutcome) -> None:
+    """Log, at WARNING, an attempt that ends its task badly: id, type, the error and, when
+    the processor raised, its traceback; never the payload."""
+    failure = outcome.failure
+    logger.warning(
+        "task %s (%s) %s after %d attempt(s): %s%s",
+        record.task.id,
+        record.type_name,
+        outcome.status.value,
+        record.attempts,
+        outcome.error,
+        "" if failure is None else "\n" + failure[1],
+    )
 
 
 def _wake(record: TaskRecord, result: TaskResult) -> None:

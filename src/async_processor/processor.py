@@ -24,12 +24,13 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Self
 
-from . import overload
+from . import overload, waiting
 from .admission import Admission
 from .arguments import check_count, check_seconds
+from .delays import Delays
 from .errors import (
     InvalidArgumentError,
     ProcessorNotRunningError,
@@ -113,6 +114,12 @@ class AdvancedAsyncProcessor:
             ``distributed.Client``; the process lane gets one slot per cluster thread.
             Needs ``async-processor[dask]``. See docs/dask.md.
         cluster_resources: Dask resources per task type, e.g. ``{"embed": {"GPU": 1}}``.
+        processors: ``{task_type: function}`` registered at once (after the built-ins, so
+            they replace them), before ``start()`` recovers a durable store's unfinished
+            tasks: a restart after a crash can run tasks of a custom type.
+
+    ``async with AdvancedAsyncProcessor(...) as processor:`` starts it (if it is not
+    running yet) and shuts it down on the way out, whatever the block raised.
     """
 
     def __init__(
@@ -142,6 +149,7 @@ class AdvancedAsyncProcessor:
         store: str | TaskStore | None = "memory",
         cluster: str | Any | None = None,
         cluster_resources: dict[str, dict[str, float]] | None = None,
+        processors: Mapping[ProcessingType | str, TaskProcessor] | None = None,
     ) -> None:
         _check_arguments(locals())
         if aging_interval is not None:
@@ -167,6 +175,8 @@ class AdvancedAsyncProcessor:
         self._settings = settings
         if builtin_processors:
             self._register_builtins()
+        if processors is not None:
+            self._routes.register_all(processors)
         self._state = _State.CREATED
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
@@ -177,6 +187,7 @@ class AdvancedAsyncProcessor:
         """Build the parts that carry the work out: admission, outcomes, lanes, routes and
         intake (``bounds``: queue_size, overload_policy, priority_reserve)."""
         self._durable = self._store.durable
+        self._delays = Delays(self._enqueue)
         if self._durable:  # a non-durable store is only asked about idempotency keys
             self.task_manager.listeners.append(self._store.transition)
         self._admission = Admission(
@@ -234,7 +245,8 @@ class AdvancedAsyncProcessor:
         return self._intake.priority_reserve
 
     def _enqueue(self, record: TaskRecord) -> None:
-        self._lane_map[record.lane].push(record)
+        if record.task.run_at is None or not self._delays.hold(record):
+            self._lane_map[record.lane].push(record)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -243,9 +255,7 @@ class AdvancedAsyncProcessor:
         """True between ``start()`` and the beginning of ``shutdown()``."""
         return self._state is _State.RUNNING
 
-    @property
-    def _running(self) -> bool:  # the guide reads processor._running
-        return self._state is _State.RUNNING
+    _running = running  # the guide reads processor._running
 
     async def start(self) -> None:
         """Start the workers. Starting a running processor does nothing.
@@ -266,7 +276,7 @@ class AdvancedAsyncProcessor:
         if self._state is not _State.CREATED:
             raise ProcessorNotRunningError(_NOT_RUNNING[self._state])
         loop = self._loop = asyncio.get_running_loop()
-        self._admission.loop = self._outcomes.loop = loop
+        self._admission.loop = self._outcomes.loop = self._delays.loop = loop
         if self._durable:
             self._intake.recover(loop)
         self._lanes.start(loop)
@@ -277,6 +287,15 @@ class AdvancedAsyncProcessor:
             "processor started: %s",
             ", ".join(f"{lane.name}={len(lane.workers)}" for lane in self._lane_map.values()),
         )
+
+    async def __aenter__(self) -> Self:
+        """Start the processor (a running one is left as it is) and return it."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Shut the processor down (default ``timeout``); what the block raised goes on."""
+        await self.shutdown()
 
     async def shutdown(self, timeout: float = 30.0) -> None:
         """Stop: refuse new work at once, let queued and running work finish within
@@ -396,7 +415,7 @@ class AdvancedAsyncProcessor:
         if record.status is TaskStatus.PENDING:
             self._outcomes.cancel(record, "cancelled by cancel_task()")
             return True
-        waiter = self._waiter(record)
+        waiter = waiting.add_waiter(record)
         self._outcomes.cancel(record, "cancelled by cancel_task()")
         try:
             async with asyncio.timeout(5.0):
@@ -407,15 +426,6 @@ class AdvancedAsyncProcessor:
 
     # -- waiting and asking ------------------------------------------------------------------
 
-    def _waiter(self, record: TaskRecord) -> asyncio.Future[TaskResult]:
-        assert self._loop is not None
-        waiter: asyncio.Future[TaskResult] = self._loop.create_future()
-        if record.waiters is None:
-            record.waiters = [waiter]
-        else:
-            record.waiters.append(waiter)
-        return waiter
-
     async def wait_for_task(self, task_id: str, timeout: float | None = None) -> TaskResult:
         """Wait until the task ends and return its result, whatever the status.
 
@@ -423,24 +433,33 @@ class AdvancedAsyncProcessor:
             asyncio.TimeoutError: ``timeout`` seconds passed first (the task goes on).
             TaskNotFoundError: the id is unknown.
         """
-        if timeout is not None:
-            timeout = check_seconds("timeout", timeout, allow_zero=True)
-        record = self.task_manager.records.get(task_id)
-        if record is None:
-            result = self.task_manager.result(task_id)
-            assert result is not None
-            return result
-        waiter = self._waiter(record)
-        try:
-            if timeout is None:
-                return await waiter
-            async with asyncio.timeout(timeout):
-                return await waiter
-        finally:
-            if not waiter.done():
-                waiter.cancel()
-                if record.waiters is not None and waiter in record.waiters:
-                    record.waiters.remove(waiter)
+        return await waiting.wait_for_one(self.task_manager, task_id, timeout)
+
+    async def wait_for_tasks(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> list[TaskResult]:
+        """Wait until every task ends (``timeout`` bounds the whole wait); their results
+        in the order of ``task_ids``.
+
+        Raises:
+            asyncio.TimeoutError: ``timeout`` seconds passed first (the tasks go on).
+            TaskNotFoundError: an id is unknown (checked before waiting).
+            InvalidArgumentError: ``task_ids`` is a single string or holds a non-string.
+        """
+        return await waiting.wait_for_all(self.task_manager, task_ids, timeout)
+
+    def as_completed(
+        self, task_ids: Iterable[str], timeout: float | None = None
+    ) -> AsyncIterator[TaskResult]:
+        """``async for result in processor.as_completed(ids):`` each task's result as it
+        ends (those already ended first); ``timeout`` bounds the whole iteration.
+
+        Raises (while iterating):
+            asyncio.TimeoutError: ``timeout`` seconds passed before every task ended.
+            TaskNotFoundError: an id is unknown (checked before the first result).
+            InvalidArgumentError: ``task_ids`` is a single string or holds a non-string.
+        """
+        return waiting.as_completed(self.task_manager, task_ids, timeout)
 
     def view(self, task_id: str) -> TaskView:
         """A frozen snapshot of one task, pending, running or ended (no payload, no result).
@@ -620,7 +639,12 @@ def _build_lanes(
 
 
 async def create_processor(**kwargs: Any) -> AdvancedAsyncProcessor:
-    """Build an :class:`AdvancedAsyncProcessor` with ``kwargs`` and start it."""
+    """Build an :class:`AdvancedAsyncProcessor` with ``kwargs`` and start it.
+
+    ``processors={task_type: function}`` registers before the start, so a durable store's
+    unfinished tasks of those types run again. ``async with await create_processor() as p``
+    shuts it down at the end of the block.
+    """
     processor = AdvancedAsyncProcessor(**kwargs)
     await processor.start()
     return processor

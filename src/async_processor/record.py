@@ -34,6 +34,7 @@ class TaskRecord:
         "doom",
         "entry",
         "exec_started",
+        "failure",
         "fn",
         "holds_memory",
         "lane",
@@ -103,6 +104,9 @@ class TaskRecord:
         self.send_plan: object = None
         #: Submission number, set by TaskManager.add: the order of TaskManager.views.
         self.seq = 0
+        #: The exception the task ends with, as (error_type, traceback); set just before
+        #: a failed task's ending, read when its TaskResult is made.
+        self.failure: tuple[str, str] | None = None
 
     @property
     def id(self) -> str:

@@ -17,8 +17,13 @@ class TaskResult:
     """The outcome of one task, kept for ``result_ttl`` seconds after it ended.
 
     ``result`` is the processor's return value (COMPLETED only); ``error`` says what went
-    wrong otherwise. ``execution_time`` is the last attempt's run time in seconds;
-    ``attempts`` counts runs that started. Times are Unix seconds.
+    wrong otherwise. When the task FAILED because its processor raised, ``error_type`` is
+    the exception's qualified class name (``"KeyError"``, ``"mypackage.errors.BadInput"``;
+    builtins without their module) and ``traceback`` its formatted traceback, chained
+    causes included (from a worker process: the child's traceback as the cause); both are
+    None for any other ending (a timeout, a cancellation, a dependency that failed).
+    ``execution_time`` is the last attempt's run time in seconds; ``attempts`` counts runs
+    that started. Times are Unix seconds.
     """
 
     task_id: str
@@ -34,6 +39,8 @@ class TaskResult:
     task_type: str = ""
     priority: TaskPriority = TaskPriority.NORMAL
     tags: Set[str] = frozenset()
+    error_type: str | None = None
+    traceback: str | None = None
     #: Submission number (``TaskView.seq``), kept here so an ended task needs no other object.
     _seq: int = field(default=0, init=False, repr=False)
 
@@ -53,4 +60,6 @@ class TaskResult:
             "task_type": self.task_type,
             "priority": self.priority.value,
             "tags": sorted(self.tags),
+            "error_type": self.error_type,
+            "traceback": self.traceback,
         }

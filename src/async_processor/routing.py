@@ -59,6 +59,16 @@ class Routes:
             raise InvalidArgumentError(f"the processor for {name!r} must be callable, got {func!r}")
         self.processors[name] = (func, is_async(func))
 
+    def register_all(self, processors: Mapping[ProcessingType | str, TaskProcessor]) -> None:
+        """Register ``{task_type: function}``; InvalidArgumentError if it is no mapping."""
+        if not isinstance(processors, Mapping):
+            raise InvalidArgumentError(
+                "processors must be a mapping of task type to function, "
+                f"e.g. {{'greet': greet}}, got {type(processors).__name__}"
+            )
+        for task_type, func in processors.items():
+            self.register(task_type, func)
+
     def route(self, task: ProcessingTask, lanes: Mapping[str, _HasExecutor]) -> Route:
         """Find the task's function and lane, and check that it can reach that lane.
 

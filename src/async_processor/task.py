@@ -13,7 +13,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from .errors import InvalidTaskError
+from .errors import InvalidArgumentError, InvalidTaskError
+from .retry import RetryPolicy
 
 __all__ = ["ProcessingTask", "ProcessingType", "TaskPriority", "create_task", "new_task_id"]
 
@@ -89,7 +90,10 @@ class ProcessingTask:
     absolute time (Unix seconds or an aware datetime) after which a task that has not
     started is not started at all. ``dependency_results`` is filled just before the task
     runs, with each dependency's result. A thread task may poll ``cancel_requested`` to
-    stop early once it has been cancelled or has timed out.
+    stop early once it has been cancelled or has timed out. ``retry`` replaces the
+    processor's ``retry_policy`` for this task: its backoff and which failures are retried
+    (``RetryPolicy.retry_on``); ``max_retries`` still says how many. ``run_at`` (Unix
+    seconds or an aware datetime) is the time before which the task does not start.
     """
 
     task_type: ProcessingType | str
@@ -108,6 +112,8 @@ class ProcessingTask:
     created_at: float = field(default_factory=time.time)
     dependency_results: dict[str, Any] = field(default_factory=lambda: _NO_RESULTS)
     cancel_requested: bool = False
+    retry: RetryPolicy | None = None
+    run_at: float | None = None
 
     def __post_init__(self) -> None:
         self._validate()
@@ -130,7 +136,9 @@ class ProcessingTask:
         if self.depends_on != ():
             self.depends_on = _id_list(self.depends_on) or ()
         if self.deadline is not None:
-            self.deadline = _deadline_seconds(self.deadline)
+            self.deadline = _time_seconds("deadline", self.deadline)
+        if self.run_at is not None or self.retry is not None:
+            self._validate_schedule()
         if not isinstance(self.id, str) or not self.id:
             raise InvalidTaskError(f"id must be a non-empty string, got {self.id!r}")
         if not (
@@ -140,6 +148,12 @@ class ProcessingTask:
             and type(self.allow_failure) is bool
         ):
             self._refuse_flags()
+
+    def _validate_schedule(self) -> None:
+        if self.run_at is not None:
+            self.run_at = _time_seconds("run_at", self.run_at)
+        if self.retry is not None and not isinstance(self.retry, RetryPolicy):
+            self.retry = _retry_policy(self.retry)
 
     def _refuse_flags(self) -> None:
         for name in ("cpu_intensive", "memory_intensive", "io_bound", "allow_failure"):
@@ -170,6 +184,8 @@ class ProcessingTask:
             "deadline": self.deadline,
             "created_at": self.created_at,
             "dependency_results": to_json(self.dependency_results),
+            "retry": None if self.retry is None else self.retry.to_dict(),
+            "run_at": self.run_at,
         }
 
     @classmethod
@@ -228,6 +244,18 @@ def _positive_seconds(name: str, value: Any) -> float:
     return float(value)
 
 
+def _retry_policy(value: Any) -> RetryPolicy:
+    """A RetryPolicy, or one from its ``to_dict()``; InvalidTaskError otherwise."""
+    if isinstance(value, Mapping):
+        try:
+            return RetryPolicy.from_dict(dict(value))
+        except (InvalidArgumentError, KeyError, TypeError) as exc:
+            raise InvalidTaskError(f"retry: {exc}") from None
+    raise InvalidTaskError(
+        f"retry must be a RetryPolicy, e.g. RetryPolicy(retry_on=(ConnectionError,)), got {value!r}"
+    )
+
+
 def _task_type(value: Any) -> ProcessingType | str:
     """A built-in type's name as the ProcessingType, any other name as it is."""
     if not isinstance(value, str) or not value:
@@ -248,17 +276,18 @@ def _payload(value: Any) -> dict[str, Any]:
     )
 
 
-def _deadline_seconds(value: Any) -> float:
+def _time_seconds(name: str, value: Any) -> float:
+    """An absolute time as Unix seconds: a finite number, or an aware datetime."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise InvalidTaskError(
-                "deadline must be an aware datetime (with tzinfo) or a Unix timestamp; "
+                f"{name} must be an aware datetime (with tzinfo) or a Unix timestamp; "
                 "a naive datetime is ambiguous"
             )
         return value.timestamp()
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise InvalidTaskError(
-            f"deadline must be a Unix timestamp or an aware datetime, got {value!r}"
+            f"{name} must be a Unix timestamp or an aware datetime, got {value!r}"
         )
     return float(value)
 
@@ -319,13 +348,19 @@ def create_task(
     task_type: ProcessingType | str,
     payload: Mapping[str, Any] | None = None,
     priority: TaskPriority | int | str = TaskPriority.NORMAL,
+    *,
+    delay: float | None = None,
     **fields: Any,
 ) -> ProcessingTask:
     """Build a :class:`ProcessingTask`; any of its fields may be passed by keyword.
 
+    ``delay``: seconds from now before the task may start (sets ``run_at``).
+
     Raises:
         InvalidTaskError: a field has the wrong type or value; the message names it.
     """
+    if delay is not None:
+        fields["run_at"] = _run_at_after(delay, fields.get("run_at"))
     unknown = fields.keys() - _FIELD_NAMES
     if unknown:
         raise InvalidTaskError(
@@ -333,6 +368,16 @@ def create_task(
             f"known fields: {', '.join(sorted(_FIELD_NAMES))}"
         )
     return ProcessingTask(task_type, payload, priority, **fields)  # type: ignore[arg-type]
+
+
+def _run_at_after(delay: Any, run_at: Any) -> float:
+    if run_at is not None:
+        raise InvalidTaskError("pass delay= or run_at=, not both")
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
+        raise InvalidTaskError(f"delay must be a number of seconds >= 0, got {delay!r}")
+    if math.isinf(delay):
+        raise InvalidTaskError(f"delay must be finite, got {delay!r}")
+    return time.time() + delay
 
 
 _FIELD_NAMES = frozenset(ProcessingTask.__dataclass_fields__) - {

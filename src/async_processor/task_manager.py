@@ -438,6 +438,7 @@ class TaskManager:
             record.type_name,
             task.priority,
             task.tags,
+            *(record.failure or (None, None)),
         )
         del self.records[task.id]
         self.results.keep(_kept(record, result), now)

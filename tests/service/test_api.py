@@ -99,6 +99,10 @@ async def test_failed_task_and_nan_result(service: RunningService) -> None:
         failed = await submit(c, task_type="fail", payload={"message": "no microphone"})
         body = (await c.get(f"/tasks/{failed}/wait", params={"timeout": 10})).json()
         assert body["status"] == "failed" and "no microphone" in body["error"]
+        assert body["error_type"] == "async_processor.errors.NonRetryableError"
+        assert "Traceback (most recent call last)" in body["traceback"]
+        assert "no microphone" in body["traceback"]
+        assert (await c.get(f"/tasks/{failed}")).json() == body
         nan = await submit(c, task_type="nan")
         body = (await c.get(f"/tasks/{nan}/wait", params={"timeout": 10})).json()
         assert body["status"] == "completed" and body["result"] == {"value": None}

@@ -473,9 +473,9 @@ def offline_reply(
     ``safeguarding:<category>``, engine ``safeguarding``). Then a question is answered from
     the knowledge base (:func:`_ask_knowledge`, with the embedding model and ``use_knowledge``:
     its answers are vetted text, so a turn the classifier is uncertain about may get one).
-    Then the reply bank is searched;
-    without a confident match the bear never echoes (:func:`_not_understood`), and the
-    ``sharing`` intent echoes only a statement the classifier is sure is safe.
+    Then the reply bank is searched; without a confident match the bear never echoes
+    (:func:`_not_understood`), and the ``sharing`` intent echoes only a statement the
+    classifier is sure is safe.
 
     ``use_embeddings`` None uses the embedding model when it is installed; False forces the
     keyword matcher. CPU-bound (sentence embeddings): call it from a worker thread.
@@ -489,14 +489,7 @@ def offline_reply(
         reply = risk_replies.risk_reply(top.category, child_age, seed)
         name = f"safeguarding:{top.category.value}"
         return OfflineReply(reply, name, top.confidence, "safeguarding", flags, assessment)
-    if use_embeddings is None:
-        use_embeddings = embeddings.model_available()
-    if use_embeddings:
-        intent, similarity = _embedding_match(text)
-        engine = "embedding-retrieval"
-    else:
-        intent, similarity = _keyword_match(text)
-        engine = "keyword-retrieval"
+    intent, similarity, engine, use_embeddings = _match_intent(text, use_embeddings)
     max_sentences, max_words = safety.length_limit(child_age)
     if max_tokens is not None:
         max_words = min(max_words, max(1, int(max_tokens * 0.75)))
@@ -518,6 +511,19 @@ def offline_reply(
         reply = _compose(intent, child_age, emotion, child_name, seed, max_sentences, max_words)
         name = intent.name
     return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment, found)
+
+
+def _match_intent(
+    text: str, use_embeddings: bool | None
+) -> tuple[Intent | None, float, str, bool]:
+    """(intent, similarity, engine, whether embeddings were used) for ``text``."""
+    if use_embeddings is None:
+        use_embeddings = embeddings.model_available()
+    if use_embeddings:
+        intent, similarity = _embedding_match(text)
+        return intent, similarity, "embedding-retrieval", True
+    intent, similarity = _keyword_match(text)
+    return intent, similarity, "keyword-retrieval", False
 
 
 @dataclass(frozen=True)

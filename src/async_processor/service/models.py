@@ -125,6 +125,12 @@ class TaskView(BaseModel):
     task_type: str
     priority: int
     tags: list[str]
+    error_type: str | None = Field(
+        default=None, description="qualified class name of the exception a FAILED task raised"
+    )
+    traceback: str | None = Field(
+        default=None, description="its formatted traceback, chained causes included"
+    )
 
 
 class TaskPage(BaseModel):

@@ -37,6 +37,8 @@ def _unfinished(view: TaskView) -> dict[str, Any]:
         "task_type": view.task_type,
         "priority": view.priority.value,
         "tags": sorted(view.tags),
+        "error_type": None,
+        "traceback": None,
     }
 
 

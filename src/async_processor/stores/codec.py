@@ -101,6 +101,8 @@ def encode_task(task: ProcessingTask) -> bytes:
         task.allow_failure,
         task.deadline,
         task.created_at,
+        None if task.retry is None else task.retry.to_dict(),
+        task.run_at,
     ]
     try:
         return _pack(fields, _strict)
@@ -117,6 +119,10 @@ def encode_task(task: ProcessingTask) -> bytes:
 
 
 def decode_task(data: bytes) -> ProcessingTask:
+    """A task written by :func:`encode_task` (one written before ``retry`` and ``run_at``
+    were kept has neither)."""
+    fields = _unpack(data)
+    retry, run_at = [*fields[14:16], None, None][:2]
     (
         task_id,
         type_name,
@@ -132,7 +138,7 @@ def decode_task(data: bytes) -> ProcessingTask:
         allow_failure,
         deadline,
         created_at,
-    ) = _unpack(data)
+    ) = fields[:14]
     return ProcessingTask(
         type_name,
         payload,
@@ -148,6 +154,8 @@ def decode_task(data: bytes) -> ProcessingTask:
         deadline=deadline,
         id=task_id,
         created_at=created_at,
+        retry=retry,
+        run_at=run_at,
     )
 
 
@@ -167,12 +175,18 @@ def encode_result(result: TaskResult) -> bytes:
             result.task_type,
             result.priority.value,
             sorted(result.tags),
+            result.error_type,
+            result.traceback,
         ],
         _lenient,
     )
 
 
 def decode_result(task_id: str, data: bytes) -> TaskResult:
+    """A result written by :func:`encode_result` (one written before ``error_type`` and
+    ``traceback`` were kept has neither)."""
+    fields = _unpack(data)
+    error_type, traceback = fields[12:14] if len(fields) >= 14 else (None, None)
     (
         status,
         value,
@@ -186,7 +200,7 @@ def decode_result(task_id: str, data: bytes) -> TaskResult:
         task_type,
         priority,
         tags,
-    ) = _unpack(data)
+    ) = fields[:12]
     return TaskResult(
         task_id,
         TaskStatus(status),
@@ -201,4 +215,6 @@ def decode_result(task_id: str, data: bytes) -> TaskResult:
         task_type,
         TaskPriority(priority),
         frozenset(tags),
+        error_type,
+        traceback,
     )

@@ -214,9 +214,9 @@ def _raise_remote(task: ProcessingTask, body: memoryview) -> None:
         f"task {task.id} raised {type_name}: {message} (the exception could not be "
         f"rebuilt in the parent process)\n\nRemote traceback:\n{tb}"
     )
-    if nonretryable:
-        raise NonRetryableError(text) from remote
-    raise RuntimeError(text) from remote
+    error: Exception = NonRetryableError(text) if nonretryable else RuntimeError(text)
+    setattr(error, "remote_error_type", type_name.removeprefix("builtins."))  # noqa: B010
+    raise error from remote
 
 
 def qualname(fn: Any) -> str:
