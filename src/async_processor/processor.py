@@ -527,6 +527,11 @@ class AdvancedAsyncProcessor:
 
     async def get_performance_metrics(self) -> dict[str, Any]:
         """A snapshot of counters, latencies and worker states (see docs/metrics.md)."""
+        return self.metrics_snapshot()
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """:meth:`get_performance_metrics` without awaiting: call it on the processor's
+        loop thread (an exporter scraping from another thread awaits the former there)."""
         metrics = self.monitor.snapshot()
         manager = self.task_manager
         by_priority = manager.waiting_by_priority
