@@ -144,6 +144,22 @@ class Lanes:
             for worker in lane.workers
         }
 
+    def failures(self) -> list[tuple[str, str]]:
+        """``("worker_died", lane)`` for a worker coroutine that ended while running, and
+        ``("pool_failed", what it raised)`` for a pool that failed to start."""
+        found: list[tuple[str, str]] = []
+        for lane in self.lanes.values():
+            if any(w.handle is not None and w.handle.done() for w in lane.workers):
+                found.append(("worker_died", f"a worker of the {lane.name} lane ended"))
+            starting = lane.starting
+            if starting is not None and starting.done() and not starting.cancelled():
+                error = starting.exception()
+                if error is not None:
+                    found.append(
+                        ("pool_failed", f"the {lane.name} pool failed to start: {error!r}")
+                    )
+        return found
+
     def executor_stats(self) -> dict[str, dict[str, int]]:
         return {
             lane.name: lane.executor.statistics()

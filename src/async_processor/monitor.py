@@ -141,6 +141,11 @@ class PerformanceMonitor:
         self._second = 0
         self._per_second: deque[tuple[int, int]] = deque(maxlen=61)
         self._this_second = 0
+        #: Seconds of recent outcomes the health check judges (the processor sets it).
+        self.recent_window = 300.0
+        #: (second, completed, failed or timed out) of past seconds within recent_window.
+        self._recent: deque[tuple[int, int, int]] = deque()
+        self._ok_now = self._bad_now = 0
         self.loop_lag = 0.0
         self.loop_lag_max = 0.0
         self._lags: deque[float] = deque(maxlen=window)
@@ -187,10 +192,12 @@ class PerformanceMonitor:
             histograms.run_time.observe(exec_time)
         second = int(time.monotonic())
         if second != self._second:
-            if self._this_second:
-                self._per_second.append((self._second, self._this_second))
-            self._second, self._this_second = second, 0
+            self._next_second(second)
         self._this_second += 1
+        if status is TaskStatus.COMPLETED:
+            self._ok_now += 1
+        elif status is not TaskStatus.CANCELLED:
+            self._bad_now += 1
         if not self.enabled:
             return
         by_type.counts[status] += 1
@@ -199,6 +206,31 @@ class PerformanceMonitor:
             by_type.exec_time.append(exec_time)
             by_priority.exec_time.append(exec_time)
             by_type.total_exec += exec_time
+
+    def _next_second(self, second: int) -> None:
+        """Close the per-second tallies of the second that ended; forget the too old."""
+        if self._this_second:
+            self._per_second.append((self._second, self._this_second))
+        if self._ok_now or self._bad_now:
+            self._recent.append((self._second, self._ok_now, self._bad_now))
+        self._second, self._this_second = second, 0
+        self._ok_now = self._bad_now = 0
+        recent, oldest = self._recent, second - self.recent_window
+        while recent and recent[0][0] < oldest:
+            recent.popleft()
+
+    def recent_outcomes(self) -> tuple[int, int]:
+        """(completed, failed or timed out) over the last ``recent_window`` seconds."""
+        oldest = int(time.monotonic()) - self.recent_window
+        ok = bad = 0
+        for second, completed, failed in self._recent:
+            if second >= oldest:
+                ok += completed
+                bad += failed
+        if self._second >= oldest:
+            ok += self._ok_now
+            bad += self._bad_now
+        return ok, bad
 
     def histograms(self) -> list[dict[str, Any]]:
         """Per (task type, priority): cumulative ``queue_wait`` and ``run_time`` buckets."""

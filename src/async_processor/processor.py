@@ -36,6 +36,7 @@ from .errors import (
 )
 from .executors.base import Executor
 from .executors.thread import ThreadExecutor
+from .health import HealthLimits, Observed, judge
 from .intake import Intake
 from .lanes import Lane, Lanes
 from .lifecycle import TaskStatus
@@ -96,7 +97,11 @@ class AdvancedAsyncProcessor:
         max_memory_intensive: most ``memory_intensive`` tasks running at once.
         min_free_memory_mb: no ``memory_intensive`` task starts below this much free memory.
         health_max_queue: a longer queue makes the health check "degraded".
-        health_min_success_rate: a lower success rate (percent) makes it "degraded".
+        health_min_success_rate: a lower success rate (percent) over the last
+            ``health_window`` seconds makes it "degraded", once ``health_min_tasks``
+            tasks ran to an outcome in that window.
+        health_max_loop_lag: seconds late the event loop may run a timer before the
+            health check says "degraded" (docs/metrics.md, "Health").
         thread_executor, process_executor: replace the built-in executors (for example
             with a Dask-backed one); their ``capacity`` sets the lane's size.
         builtin_processors: register the built-in processor of every task type but
@@ -134,6 +139,9 @@ class AdvancedAsyncProcessor:
         min_free_memory_mb: float = 256.0,
         health_max_queue: int = 1000,
         health_min_success_rate: float = 95.0,
+        health_window: float = 300.0,
+        health_min_tasks: int = 10,
+        health_max_loop_lag: float = 1.0,
         process_start_method: str = "forkserver",
         thread_executor: Executor | None = None,
         process_executor: Executor | None = None,
@@ -150,10 +158,18 @@ class AdvancedAsyncProcessor:
         self.retry_policy = retry_policy or RetryPolicy()
         self.health_max_queue = health_max_queue
         self.health_min_success_rate = health_min_success_rate
+        self.health_limits = HealthLimits(
+            check_seconds("health_window", health_window),
+            health_min_tasks,
+            health_max_queue,
+            health_min_success_rate,
+            check_seconds("health_max_loop_lag", health_max_loop_lag),
+        )
         self.task_manager = TaskManager(
             check_seconds("result_ttl", result_ttl, allow_zero=True), max_results
         )
         self.monitor = PerformanceMonitor(enable_monitoring, enable_profiling)
+        self.monitor.recent_window = self.health_limits.window
         threads = thread_executor or (
             ThreadExecutor(max_thread_workers) if max_thread_workers else None
         )
@@ -548,15 +564,16 @@ class AdvancedAsyncProcessor:
         return metrics
 
     async def health_check(self) -> dict[str, Any]:
-        """``{"status": "healthy" | "degraded" | "unhealthy", "reason": ..., "metrics": ...}``."""
-        metrics = await self.get_performance_metrics()
-        if not self.running:
-            return {"status": "unhealthy", "reason": "processor_stopped", "metrics": metrics}
-        if metrics["queue_size"] > self.health_max_queue:
-            return {"status": "degraded", "reason": "high_queue_size", "metrics": metrics}
-        if metrics["success_rate"] < self.health_min_success_rate:
-            return {"status": "degraded", "reason": "low_success_rate", "metrics": metrics}
-        return {"status": "healthy", "reason": None, "metrics": metrics}
+        """``{"status": "healthy" | "degraded" | "unhealthy", "reason", "reasons",
+        "details", "recent", "metrics"}``: every problem found, the worst first
+        (:mod:`~async_processor.health`, docs/metrics.md)."""
+        observed = Observed(
+            self.running,
+            self.monitor.recent_outcomes(),
+            self._lanes.failures(),
+            await self._store.health() if self.running else None,
+        )
+        return judge(self.metrics_snapshot(), observed, self.health_limits)
 
 
 #: The constructor's count arguments and the least each may be.
@@ -568,6 +585,7 @@ _COUNTS = {
     "max_results": 0,
     "max_memory_intensive": 1,
     "health_max_queue": 0,
+    "health_min_tasks": 1,
 }
 
 
