@@ -46,6 +46,7 @@ class TaskRecord:
         "runner",
         "send_plan",
         "seq",
+        "span",
         "started_at",
         "stats",
         "status",
@@ -103,6 +104,8 @@ class TaskRecord:
         self.send_plan: object = None
         #: Submission number, set by TaskManager.add: the order of TaskManager.views.
         self.seq = 0
+        #: The OpenTelemetry span of the attempt running now, when traced (tracing.py).
+        self.span: Any = None
 
     @property
     def id(self) -> str:
