@@ -1,15 +1,16 @@
-"""A global OpenTelemetry tracer provider with an in-memory exporter, for one test.
+"""A global OpenTelemetry tracer provider with an in-memory exporter, for one test (the
+``spans`` fixture of conftest.py).
 
-The API lets a process set its provider once; the fixture puts the global back as it
+The API lets a process set its provider once; this puts the global back as it
 found it afterwards (as OpenTelemetry's own test utilities do), so that other tests run
 without a provider.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
-import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -17,8 +18,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.util._once import Once
 
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
+@contextlib.contextmanager
+def installed_provider() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -21,6 +21,9 @@ import executor_contract as ec
 import process_functions as pf
 import pytest
 from executor_contract import ExecutorContract, NewExecutor, make_task
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_helpers import task_spans
 
 from async_processor import AdvancedAsyncProcessor
 from async_processor.errors import InvalidArgumentError, UnsendableTaskError
@@ -377,3 +380,24 @@ async def test_processor_refuses_bad_cluster_arguments(client: Any) -> None:
         AdvancedAsyncProcessor(cluster_resources={"embed": {"GPU": 1}})
     with pytest.raises(InvalidArgumentError, match="resources"):
         AdvancedAsyncProcessor(cluster=client, cluster_resources={"embed": {"GPU": -1}})
+
+
+async def test_a_dask_attempt_is_a_span_child_of_the_submitters(
+    client: Any, spans: InMemorySpanExporter
+) -> None:
+    processor = AdvancedAsyncProcessor(cluster=client, builtin_processors=False)
+    processor.register_processor("pid", pf.get_pid)
+    await processor.start()
+    try:
+        task = ProcessingTask("pid", cpu_intensive=True)
+        with trace.get_tracer("tests").start_as_current_span("request") as request:
+            await processor.submit_task(task)
+        result = await processor.wait_for_task(task.id, timeout=60)
+    finally:
+        await processor.shutdown()
+    assert result.status is TaskStatus.COMPLETED, result.error
+    (span,) = task_spans(spans)
+    assert span.name == "async_processor.task pid"
+    assert span.parent is not None
+    assert span.parent.span_id == request.get_span_context().span_id
+    assert dict(span.attributes or {})["async_processor.task.status"] == "completed"

@@ -11,12 +11,10 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
-from otel_helpers import spans, task_spans
+from otel_helpers import task_spans
 from processor_helpers import Factory
 
 from async_processor import ProcessingTask, TaskStatus, create_task
-
-__all__ = ["spans"]  # the fixture
 
 
 def tracer() -> trace.Tracer:
