@@ -3,7 +3,11 @@ attributes, queue wait, errors. With the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import process_functions as pf
@@ -149,3 +153,38 @@ async def test_no_provider_no_span(make_processor: Factory) -> None:
     assert result.status is TaskStatus.COMPLETED
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     assert exporter.get_finished_spans() == ()
+
+
+def test_without_the_package_the_workers_never_call_in() -> None:
+    script = """
+import asyncio, sys
+sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
+from async_processor import AdvancedAsyncProcessor, create_task, lanes, tracing
+assert tracing.AVAILABLE is False and lanes.TRACING is False
+
+async def echo(task):
+    return "ok"
+
+async def main():
+    processor = AdvancedAsyncProcessor(max_process_workers=0, builtin_processors=False)
+    processor.register_processor("echo", echo)
+    await processor.start()
+    task = create_task("echo")
+    result = await processor.wait_for_task(await processor.submit_task(task), timeout=10)
+    await processor.shutdown()
+    print(result.status.value)
+
+asyncio.run(main())
+"""
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "completed"
