@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from processor_helpers import Factory, ThreadGate
 
-from async_processor import ProcessingTask, create_task
+from async_processor import AdvancedAsyncProcessor, ProcessingTask, create_task
+from async_processor.errors import InvalidArgumentError
 from async_processor.executors.thread import ThreadExecutor
 from async_processor.health import HealthLimits, Observed, judge
 from async_processor.lifecycle import TaskStatus
@@ -142,3 +145,17 @@ def test_the_worst_reason_comes_first() -> None:
     assert health["status"] == "unhealthy"
     assert health["details"]["store_unavailable"] == "the database does not answer"
     assert judge(metrics, observed, HealthLimits(max_queue=10))["reasons"] == ["store_unavailable"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [
+        ({"health_window": 0}, "health_window"),
+        ({"health_window": "300"}, "health_window"),
+        ({"health_min_tasks": 0}, "health_min_tasks"),
+        ({"health_max_loop_lag": -1.0}, "health_max_loop_lag"),
+    ],
+)
+def test_bad_health_arguments_are_refused(arguments: dict[str, Any], name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=name):
+        AdvancedAsyncProcessor(max_process_workers=0, **arguments)

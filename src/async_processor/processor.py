@@ -158,13 +158,7 @@ class AdvancedAsyncProcessor:
         self.retry_policy = retry_policy or RetryPolicy()
         self.health_max_queue = health_max_queue
         self.health_min_success_rate = health_min_success_rate
-        self.health_limits = HealthLimits(
-            check_seconds("health_window", health_window),
-            health_min_tasks,
-            health_max_queue,
-            health_min_success_rate,
-            check_seconds("health_max_loop_lag", health_max_loop_lag),
-        )
+        self.health_limits = _health_limits(locals())
         self.task_manager = TaskManager(
             check_seconds("result_ttl", result_ttl, allow_zero=True), max_results
         )
@@ -605,6 +599,17 @@ def _check_arguments(arguments: dict[str, Any]) -> None:
     policy = arguments["overload_policy"]
     if policy not in ("reject", "shed"):
         raise InvalidArgumentError(f"overload_policy must be 'reject' or 'shed', got {policy!r}")
+
+
+def _health_limits(arguments: dict[str, Any]) -> HealthLimits:
+    """The constructor's ``health_*`` arguments (its ``locals()``), checked."""
+    return HealthLimits(
+        check_seconds("health_window", arguments["health_window"]),
+        arguments["health_min_tasks"],
+        arguments["health_max_queue"],
+        arguments["health_min_success_rate"],
+        check_seconds("health_max_loop_lag", arguments["health_max_loop_lag"]),
+    )
 
 
 def _process_executor(
