@@ -147,12 +147,13 @@ def _reason(exc: Exception) -> str:
 
 
 def _default_token() -> str | None:
-    """The first token of ``ASYNC_PROCESSOR_API_TOKENS`` (the server's own setting)."""
+    """The first token of ``ASYNC_PROCESSOR_API_TOKENS`` (the server's own setting:
+    ``name:token`` pairs, ``name:token:admin`` for an admin)."""
     pairs = os.environ.get(SERVER_TOKENS_ENV, "")
     for pair in pairs.split(","):
         _, sep, token = pair.strip().partition(":")
         if sep and token:
-            return token
+            return token.removesuffix(":admin")
     return None
 
 

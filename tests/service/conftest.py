@@ -2,13 +2,14 @@
 
 Stable interface (the dashboard and CLI tests use it too):
 
-- fixture ``service`` -> :class:`RunningService` with the default :data:`TOKENS`;
+- fixture ``service`` -> :class:`RunningService` with the default :data:`TOKENS` (alice
+  is an admin, bob and carol see only their own tasks);
 - ``start_service(config=None, **processor_kwargs)``, a context manager, for another
   :class:`ServiceConfig` (small limits, a rate limit, ...).
 
 :class:`RunningService` has ``base_url``, ``tokens`` (name -> token), ``token`` and
-``headers`` (alice's), ``processor`` and ``run(coro)``, which runs a coroutine on the
-server's event loop (the processor lives there; touch it only through ``run``).
+``headers`` (alice's), ``headers_of(name)``, ``processor`` and ``run(coro)``, which runs a
+coroutine on the server's event loop (the processor lives there; touch it only through ``run``).
 
 Processors registered by name (no built-ins): ``echo`` (async, returns the payload),
 ``sleep`` (async, sleeps ``payload["seconds"]``), ``fail`` (raises NonRetryableError with
@@ -37,10 +38,17 @@ from fastapi import FastAPI
 from async_processor import AdvancedAsyncProcessor, ProcessingTask
 from async_processor.errors import NonRetryableError
 from async_processor.service import ServiceConfig, create_app
+from async_processor.service.server import uvicorn_config
 
 T = TypeVar("T")
 
-TOKENS = {"alice": "alice-token-0123456789abcdef", "bob": "bob-token-0123456789abcdef"}
+TOKENS = {
+    "alice": "alice-token-0123456789abcdef",
+    "bob": "bob-token-0123456789abcdef",
+    "carol": "carol-token-0123456789abcdef",
+}
+#: alice is an admin (she sees every task, the dashboard and the full event stream).
+ADMINS = ["alice"]
 
 
 async def echo(task: ProcessingTask) -> Any:
@@ -93,6 +101,9 @@ class RunningService:
     def __post_init__(self) -> None:
         self.headers = {"Authorization": f"Bearer {self.token}"}
 
+    def headers_of(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
     @property
     def token(self) -> str:
         return next(iter(self.tokens.values()))
@@ -112,7 +123,7 @@ def start_service(
 
     ``configure_app(app)`` may add routes before the server starts.
     """
-    config = config or ServiceConfig(tokens=dict(TOKENS))
+    config = config or ServiceConfig(tokens=dict(TOKENS), admins=list(ADMINS))
     kwargs = {
         "max_workers": 16,
         "max_thread_workers": 2,
@@ -133,9 +144,7 @@ def start_service(
             configure_app(app)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, access_log=False, ws="none", lifespan="on")
-        )
+        server = uvicorn.Server(uvicorn_config(app, config))
         holder.update(
             loop=asyncio.get_running_loop(),
             server=server,

@@ -364,8 +364,8 @@ def test_serve_then_use_it_then_sigterm_exits_0(tmp_path: Path) -> None:
     )
     token = TOKENS["alice"]
     server_env = clean_env(
-        ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}",
-        PYTHONPATH=str(tmp_path),
+        ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}:admin",  # watch reads /stats: admin only
+        PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
         XDG_DATA_HOME=str(tmp_path / "data"),  # where serve keeps its task store by default
     )
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--config", str(config)]
@@ -373,7 +373,9 @@ def test_serve_then_use_it_then_sigterm_exits_0(tmp_path: Path) -> None:
     proc = start_serve([*args, "--workers", "3"], server_env, url)
     try:
         # the client takes the server's own token setting when none is given
-        client_env = clean_env(ASYNC_PROCESSOR_URL=url, ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}")
+        client_env = clean_env(
+            ASYNC_PROCESSOR_URL=url, ASYNC_PROCESSOR_API_TOKENS=f"ops:{token}:admin"
+        )
         done = cli("submit", "-t", "shout", "-p", '{"text": "hi bear"}', "--wait", env=client_env)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"text": "HI BEAR"}

@@ -23,6 +23,9 @@ echo = "json:dumps"
 [processor]
 max_workers = 4
 queue_size = 50
+
+[database.statements]
+child_name = "SELECT name FROM children WHERE id = :id"
 """
 
 
@@ -39,14 +42,18 @@ def test_file_then_environment(tmp_path: Path) -> None:
     assert config.tokens == {"backend": "backend-token-0123456789"}
     assert config.processor == {"max_workers": 4, "queue_size": 50}
     env = {
-        "ASYNC_PROCESSOR_API_TOKENS": "ops:ops-token-0123456789ab, ci:ci-token-0123456789abc",
+        "ASYNC_PROCESSOR_API_TOKENS": "ops:ops-token-0123456789ab:admin, ci:ci-token-0123456789abc",
         "ASYNC_PROCESSOR_PORT": "9100",
     }
     config = ServiceConfig.load(path, env=env, host="127.0.0.1")
     assert config.port == 9100 and config.host == "127.0.0.1"
     assert set(config.tokens) == {"backend", "ops", "ci"}
+    assert config.tokens["ops"] == "ops-token-0123456789ab" and config.admins == ["ops"]
     processor = build_processor(config)
     assert processor.queue_size == 50
+    assert processor.settings.database_statements == {
+        "child_name": "SELECT name FROM children WHERE id = :id"
+    }
 
 
 @pytest.mark.parametrize(
@@ -57,11 +64,18 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ("[service]\nmax_wait = -1\n", {}, "max_wait must be a finite number > 0"),
         ("[service]\nbody_limit = 1\n", {}, "unknown [service] key(s) body_limit"),
         ("[server]\n", {}, "unknown table(s) server"),
+        ("[database]\nurl = 'x'\n", {}, "[database] may hold only a [database.statements]"),
+        ("[database.statements]\nx = 1\n", {}, "database.statements must be a table"),
         ("[service.tokens]\nx = 'short'\n", {}, "at least 16 characters"),
         ("[service.tokens]\n'bad name' = 'long-enough-token-123'\n", {}, "name 'bad name'"),
         ("[service.processors]\necho = 'not a spec'\n", {}, "'package.module:function'"),
         ("[processor]\nworkers = 3\n", {}, "unknown argument(s) workers"),
         ("[service\n", {}, "is not valid TOML"),
+        ("[service]\nadmins = ['ghost']\n", {}, "admins names 'ghost', which is not a"),
+        ("[service]\nadmins = 'ops'\n", {}, "admins must be a list of token names"),
+        ("[service]\ntimeout_request_head = 0\n", {}, "timeout_request_head must be a finite"),
+        ("[service]\nlimit_concurrency = 0\n", {}, "limit_concurrency must be a whole number"),
+        ("[service]\ntrusted_proxies = '10.0.0.1'\n", {}, "trusted_proxies must be a list"),
         ("", {"ASYNC_PROCESSOR_API_TOKENS": "no-colon-here"}, "name:token pairs"),
         ("", {"ASYNC_PROCESSOR_PORT": "http"}, "ASYNC_PROCESSOR_PORT must be a port number"),
     ],

@@ -56,7 +56,7 @@ async def page(service: RunningService, chromium: Path) -> AsyncIterator[Page]:
             page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
             await page.goto(f"{service.base_url}/?access_token={service.token}")
             await page.wait_for_function(
-                "document.getElementById('updated').textContent.startsWith('updated')"
+                "() => document.getElementById('updated').textContent.startsWith('updated')"
             )
             yield page
         finally:
@@ -107,7 +107,7 @@ async def test_dashboard_shows_tasks_charts_failures_and_graphs(
         for i in range(20):
             await submit(client, service, {"task_type": "echo", "payload": {"i": i}})
         await page.wait_for_function(
-            "document.getElementById('kpi-processed').textContent === '21'"
+            "() => document.getElementById('kpi-processed').textContent === '21'"
         )
         assert (await page.inner_text("#kpi-success")) == "100%"
         assert await page.locator('#types tr[data-type="echo"]').count() == 1
@@ -122,7 +122,7 @@ async def test_dashboard_shows_tasks_charts_failures_and_graphs(
         assert message in await failure.locator("td.error").inner_text()
         assert await failure.locator("b").count() == 0
         await page.wait_for_function(
-            "!document.getElementById('kpi-success').textContent.startsWith('100')"
+            "() => !document.getElementById('kpi-success').textContent.startsWith('100')"
         )
 
         # a dependent task's graph: a -> b -> c, drawn as SVG, updated as they end
@@ -147,7 +147,7 @@ async def test_dashboard_shows_tasks_charts_failures_and_graphs(
             "node selected"
         )
         await page.wait_for_function(
-            "[...document.querySelectorAll('#graph g.node')]"
+            "() => [...document.querySelectorAll('#graph g.node')]"
             ".every(n => n.dataset.status === 'completed')",
             timeout=15_000,
         )
@@ -157,7 +157,8 @@ async def test_dashboard_shows_tasks_charts_failures_and_graphs(
         await page.fill("#graph-id", "no-such-task")
         await page.click("#graph-form button")
         await page.wait_for_function(
-            "document.getElementById('graph-message').textContent.includes('No task no-such-task')"
+            "() => document.getElementById('graph-message').textContent"
+            ".includes('No task no-such-task')"
         )
         await page.fill("#graph-id", "dash-c")
         await page.click("#graph-form button")
@@ -165,7 +166,7 @@ async def test_dashboard_shows_tasks_charts_failures_and_graphs(
 
     # the charts kept sampling and drew something new
     await page.wait_for_function(
-        f"+document.getElementById('chart-throughput').dataset.points >= {before_points + 3}"
+        f"() => +document.getElementById('chart-throughput').dataset.points >= {before_points + 3}"
     )
     assert await points(page, "latency") >= 3
     assert await points(page, "queue") >= 3

@@ -44,7 +44,7 @@ def test_sigterm_drains_running_work_and_exits_0(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "ASYNC_PROCESSOR_API_TOKENS": f"test:{TOKEN}",
-        "PYTHONPATH": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }
     code = (
         "from async_processor.service import ServiceConfig, serve; "

@@ -1,8 +1,9 @@
 """Task state changes, fanned out to server-sent-event clients and kept for the dashboard.
 
-The processor calls :meth:`EventHub.on_transition` on every status change; it only appends
-to bounded queues, so a slow client never slows the processor: a client whose queue is
-full is dropped (it gets a final ``dropped`` event and may reconnect).
+The processor calls :meth:`EventHub.publish` on every status change; it only appends to
+bounded queues, so a slow client never slows the processor: a client whose queue is full
+is dropped (it gets a final ``dropped`` event and may reconnect). A client that is not an
+admin receives only the events of its own tasks.
 """
 
 from __future__ import annotations
@@ -11,16 +12,13 @@ import asyncio
 import itertools
 import json
 import logging
-import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..lifecycle import TaskStatus
-
-if TYPE_CHECKING:
-    from ..processor import AdvancedAsyncProcessor
-    from ..task_manager import TaskRecord
+from .reads import ProcessorReads
+from .tenancy import Caller, owner_of
 
 __all__ = ["EventHub", "Subscription"]
 
@@ -28,22 +26,25 @@ logger = logging.getLogger("async_processor.service")
 
 _DROPPED = object()
 _CLOSED = object()
-_BAD_ENDINGS = frozenset({TaskStatus.FAILED, TaskStatus.TIMEOUT})
+_BAD_ENDINGS = frozenset({TaskStatus.FAILED.value, TaskStatus.TIMEOUT.value})
 
 
 class Subscription:
-    """One SSE client: its queue and optional filters."""
+    """One SSE client: its queue and optional filters (``owner`` None: every task)."""
 
-    __slots__ = ("queue", "task_id", "task_type")
+    __slots__ = ("owner", "queue", "task_id", "task_type")
 
-    def __init__(self, task_id: str | None, task_type: str | None) -> None:
+    def __init__(self, task_id: str | None, task_type: str | None, owner: str | None) -> None:
         self.queue: asyncio.Queue[object] = asyncio.Queue()
         self.task_id = task_id
         self.task_type = task_type
+        self.owner = owner
 
     def wants(self, event: dict[str, Any]) -> bool:
-        return (self.task_id is None or event["task_id"] == self.task_id) and (
-            self.task_type is None or event["task_type"] == self.task_type
+        return (
+            (self.task_id is None or event["task_id"] == self.task_id)
+            and (self.task_type is None or event["task_type"] == self.task_type)
+            and (self.owner is None or event["owner"] == self.owner)
         )
 
 
@@ -58,20 +59,16 @@ class EventHub:
         self.dropped = 0
         self._recent = recent
         self._seq = itertools.count(1)
-        self._processor: AdvancedAsyncProcessor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reads: ProcessorReads | None = None
         self.closed = False
 
-    def attach(self, processor: AdvancedAsyncProcessor) -> None:
-        self._processor = processor
-        self._loop = asyncio.get_running_loop()
-        processor.task_manager.listeners.append(self.on_transition)
+    def attach(self, reads: ProcessorReads) -> None:
+        self._reads = reads
+        reads.listen(self.publish)
 
     def detach(self) -> None:
-        if self._processor is not None:
-            listeners = self._processor.task_manager.listeners
-            if self.on_transition in listeners:
-                listeners.remove(self.on_transition)
+        if self._reads is not None:
+            self._reads.stop_listening()
 
     def close(self) -> None:
         """End every stream (the server is shutting down)."""
@@ -80,31 +77,12 @@ class EventHub:
             sub.queue.put_nowait(_CLOSED)
         self.subscribers.clear()
 
-    def on_transition(self, record: TaskRecord, old: TaskStatus, new: TaskStatus) -> None:
-        event = {
-            "task_id": record.task.id,
-            "task_type": record.type_name,
-            "status": new.value,
-            "previous": None if old is new else old.value,
-            "priority": record.priority,
-            "time": time.time(),
-        }
-        if new.is_terminal and self._loop is not None:
-            self._loop.call_soon(self._ended, event)  # the result is stored just after this
-        else:
-            self._publish(event)
-
-    def _ended(self, event: dict[str, Any]) -> None:
-        assert self._processor is not None
-        result = self._processor.task_manager.results.get(event["task_id"], time.time())
-        if result is not None:
-            event["error"] = result.error
-            event["execution_time"] = result.execution_time
-            if result.status in _BAD_ENDINGS:
-                self.recent_failures.appendleft(event)
-        self._publish(event)
-
-    def _publish(self, event: dict[str, Any]) -> None:
+    def publish(self, change: dict[str, Any]) -> None:
+        """Keep and fan out one status change (see :meth:`ProcessorReads.listen`)."""
+        event = {k: v for k, v in change.items() if k != "tags"}
+        event["owner"] = owner_of(change["tags"])
+        if event["status"] in _BAD_ENDINGS:
+            self.recent_failures.appendleft(event)
         recent = self.recent_tasks
         task_id = event["task_id"]
         recent[task_id] = event
@@ -127,8 +105,15 @@ class EventHub:
             else:
                 sub.queue.put_nowait(item)
 
-    def subscribe(self, task_id: str | None = None, task_type: str | None = None) -> Subscription:
-        sub = Subscription(task_id, task_type)
+    def subscribe(
+        self,
+        caller: Caller | None = None,
+        task_id: str | None = None,
+        task_type: str | None = None,
+    ) -> Subscription:
+        """A stream of the changes ``caller`` may see (None or an admin: every task)."""
+        owner = None if caller is None or caller.admin else caller.name
+        sub = Subscription(task_id, task_type, owner)
         if self.closed:
             sub.queue.put_nowait(_CLOSED)
         else:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
 from ..lifecycle import TaskStatus
 
@@ -29,7 +38,23 @@ PriorityName = Literal[
     "critical", "high", "normal", "low", "batch", "CRITICAL", "HIGH", "NORMAL", "LOW", "BATCH"
 ]
 Priority = Annotated[StrictInt, Field(ge=1, le=5)] | PriorityName
-Seconds = Annotated[float, Field(gt=0, le=7 * 86400, allow_inf_nan=False)]
+#: Numbers are JSON numbers: ``true`` or ``"5"`` is refused, not read as 1 or 5.
+Seconds = Annotated[float, Field(strict=True, gt=0, le=7 * 86400, allow_inf_nan=False)]
+UnixTime = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+def _iso_text(value: Any) -> Any:
+    """An ISO 8601 string; a number in a string is refused (send it as a number)."""
+    if not isinstance(value, str):
+        raise ValueError("a time is Unix seconds (a number) or an ISO 8601 string")
+    try:
+        float(value)
+    except ValueError:
+        return value
+    raise ValueError("a number in a string is not a time; send Unix seconds as a number")
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 
 class TaskFields(BaseModel):
@@ -48,13 +73,13 @@ class TaskFields(BaseModel):
     tags: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=100
     )
-    deadline: Annotated[float, Field(allow_inf_nan=False)] | AwareDatetime | None = Field(
+    deadline: UnixTime | IsoTime | None = Field(
         None, description="Unix seconds, or an ISO 8601 time with a timezone"
     )
-    allow_failure: bool = False
-    cpu_intensive: bool = False
-    io_bound: bool = False
-    memory_intensive: bool = False
+    allow_failure: StrictBool = False
+    cpu_intensive: StrictBool = False
+    io_bound: StrictBool = False
+    memory_intensive: StrictBool = False
     id: TaskId | None = Field(None, description="a client-chosen id (default: generated)")
 
 
@@ -117,7 +142,7 @@ class Cancelled(BaseModel):
 class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     reason: str | None = None
-    metrics: dict[str, Any] | None = Field(None, description="only for an authenticated caller")
+    metrics: dict[str, Any] | None = Field(None, description="only for an admin token")
 
 
 class GraphNode(BaseModel):

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 
 from ..errors import (
     AsyncProcessorError,
+    DependencyNotFoundError,
     DuplicateTaskError,
     InvalidArgumentError,
     InvalidTaskError,
@@ -88,6 +89,8 @@ def error_for(exc: AsyncProcessorError) -> ApiError:
     detail = str(exc)
     if isinstance(exc, TaskNotFoundError):
         return ApiError(404, "task_not_found", detail)
+    if isinstance(exc, DependencyNotFoundError):  # as for another token's task: 404
+        return ApiError(404, "dependency_not_found", detail)
     if isinstance(exc, DuplicateTaskError):
         return ApiError(409, "duplicate_task", detail)
     if isinstance(exc, InvalidTaskError):

@@ -16,20 +16,67 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
+import h11
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import AsyncProcessorError
 from ..processor import AdvancedAsyncProcessor
 from .app import ServiceState, build_processor, create_app
 from .config import ServiceConfig
 
-__all__ = ["ServiceStartError", "serve"]
+__all__ = ["ServiceStartError", "serve", "uvicorn_config"]
 
 logger = logging.getLogger("async_processor.service")
 
 
 class ServiceStartError(AsyncProcessorError):
     """The server could not start (the log says why: port in use, startup failed, ...)."""
+
+
+def _protocol(head_timeout: float) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, closing a connection whose request head (request line and
+    headers) has not arrived ``head_timeout`` seconds after the connection opened or the
+    previous answer ended: uvicorn alone keeps a half-sent request open forever."""
+
+    class HeadTimeoutProtocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_head_timer()
+
+        def _arm_head_timer(self) -> None:
+            self.loop.call_later(head_timeout, self._head_timed_out, self.cycle)
+
+        def _head_timed_out(self, cycle: object) -> None:
+            waiting = self.cycle is cycle and self.conn.their_state is h11.IDLE
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadTimeoutProtocol
+
+
+def uvicorn_config(app: FastAPI, config: ServiceConfig, **options: object) -> uvicorn.Config:
+    """The server settings of ``config``: its connection limits and which proxies to
+    believe (X-Forwarded-For/-Proto only from ``trusted_proxies``)."""
+    return uvicorn.Config(
+        app,
+        http=_protocol(config.timeout_request_head),
+        limit_concurrency=config.limit_concurrency,
+        timeout_keep_alive=config.timeout_keep_alive,
+        h11_max_incomplete_event_size=config.max_header_bytes,
+        proxy_headers=bool(config.trusted_proxies),
+        forwarded_allow_ips=list(config.trusted_proxies) or None,
+        ws="none",
+        access_log=False,  # the service logs requests itself, with the token's name
+        log_config=None,
+        lifespan="on",
+        **options,  # type: ignore[arg-type]
+    )
 
 
 class _GracefulServer(uvicorn.Server):
@@ -99,13 +146,11 @@ def serve(config: ServiceConfig, processor: AdvancedAsyncProcessor | None = None
         )
     app = create_app(processor, config, manage_processor=False)
     server = _GracefulServer(
-        uvicorn.Config(
+        uvicorn_config(
             app,
+            config,
             host=config.host,
             port=config.port,
-            access_log=False,  # the service logs requests itself, with the token's name
-            log_config=None,
-            lifespan="on",
             timeout_graceful_shutdown=max(1, round(config.shutdown_timeout)),
         ),
         app.state.service,

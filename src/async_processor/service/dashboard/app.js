@@ -11,24 +11,17 @@
   var TERMINAL = { completed: true, failed: true, timeout: true, cancelled: true };
   var MAX_RECENT = 50;
 
-  // -- the token: ?access_token= once, then kept for this tab only -------------------------
-  var token = null;
-  (function takeToken() {
+  // -- the session: GET /?access_token= set an HttpOnly session cookie; drop the token -------
+  (function dropToken() {
     var url = new URL(window.location.href);
-    var fromUrl = url.searchParams.get("access_token");
-    if (fromUrl) {
-      token = fromUrl;
-      try { window.sessionStorage.setItem("async_processor_token", fromUrl); } catch (e) { /* private mode */ }
+    if (url.searchParams.has("access_token")) {
       url.searchParams.delete("access_token"); // keep it out of the address bar and history
       window.history.replaceState(null, "", url.pathname + url.search + url.hash);
-    } else {
-      try { token = window.sessionStorage.getItem("async_processor_token"); } catch (e) { token = null; }
     }
   })();
 
   function api(path, options) {
-    var init = Object.assign({ headers: {}, cache: "no-store" }, options || {});
-    if (token) init.headers.Authorization = "Bearer " + token;
+    var init = Object.assign({ headers: {}, cache: "no-store", credentials: "same-origin" }, options || {});
     return fetch(path, init).then(function (response) {
       return response.text().then(function (text) {
         var body = null;
@@ -114,8 +107,9 @@
 
   function explain(error) {
     if (error.status === 401) {
-      return "The server refused the token (401). Open this page as /?access_token=<your token>.";
+      return "The server refused the token (401). Open this page as /?access_token=<admin token>.";
     }
+    if (error.status === 403) return "This dashboard needs an admin token (403): " + error.message;
     if (error.status === 429) return "Rate limited (429); the dashboard keeps retrying.";
     if (error.status) return "The server answered " + error.status + ": " + error.message;
     return "Cannot reach the server; retrying every second.";
@@ -473,8 +467,7 @@
   var stream = null;
 
   function connectEvents() {
-    var url = "events" + (token ? "?access_token=" + encodeURIComponent(token) : "");
-    stream = new EventSource(url);
+    stream = new EventSource("events"); // the session cookie authenticates it
     var badge = $("stream");
     stream.onopen = function () {
       badge.setAttribute("data-status", "live");
