@@ -159,3 +159,10 @@ def test_the_worst_reason_comes_first() -> None:
 def test_bad_health_arguments_are_refused(arguments: dict[str, Any], name: str) -> None:
     with pytest.raises(InvalidArgumentError, match=name):
         AdvancedAsyncProcessor(max_process_workers=0, **arguments)
+
+
+async def test_after_shutdown_only_the_stop_is_reported(make_processor: Factory) -> None:
+    p = await make_processor(max_thread_workers=1)
+    await p.shutdown()
+    health = await p.health_check()
+    assert (health["status"], health["reasons"]) == ("unhealthy", ["processor_stopped"])

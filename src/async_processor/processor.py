@@ -561,11 +561,12 @@ class AdvancedAsyncProcessor:
         """``{"status": "healthy" | "degraded" | "unhealthy", "reason", "reasons",
         "details", "recent", "metrics"}``: every problem found, the worst first
         (:mod:`~async_processor.health`, docs/metrics.md)."""
+        running = self.running  # a stopped processor's workers and store are let go
         observed = Observed(
-            self.running,
+            running,
             self.monitor.recent_outcomes(),
-            self._lanes.failures(),
-            await self._store.health() if self.running else None,
+            self._lanes.failures() if running else [],
+            await self._store.health() if running else None,
         )
         return judge(self.metrics_snapshot(), observed, self.health_limits)
 

@@ -141,7 +141,11 @@ class Cancelled(BaseModel):
 
 class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
-    reason: str | None = None
+    reason: str | None = Field(None, description="the worst of reasons; null when healthy")
+    reasons: list[str] = Field(default_factory=list, description="every problem found")
+    details: dict[str, str] | None = Field(
+        None, description="what was seen, per reason; only for an admin token"
+    )
     metrics: dict[str, Any] | None = Field(None, description="only for an admin token")
 
 
