@@ -43,7 +43,7 @@ async def test_low_success_rate_needs_enough_recent_outcomes(make_processor: Fac
     await run(p, "fail", 1)
     health = await p.health_check()
     assert (health["status"], health["reasons"]) == ("healthy", [])  # 2 outcomes: too few
-    assert health["recent"] == {
+    assert health["metrics"]["health"]["recent"] == {
         "window_s": 300.0,
         "completed": 1,
         "failed": 1,
@@ -52,7 +52,9 @@ async def test_low_success_rate_needs_enough_recent_outcomes(make_processor: Fac
     await run(p, "fail", 2)
     health = await p.health_check()
     assert (health["status"], health["reason"]) == ("degraded", "low_success_rate")
-    assert "25.0% of the last 4 outcomes" in health["details"]["low_success_rate"]
+    assert (
+        "25.0% of the last 4 outcomes" in health["metrics"]["health"]["details"]["low_success_rate"]
+    )
 
 
 def test_outcomes_older_than_the_window_are_forgotten() -> None:
@@ -85,7 +87,7 @@ async def test_a_closed_store_is_unhealthy(make_processor: Factory, tmp_path: Pa
     store.close()
     health = await p.health_check()
     assert (health["status"], health["reason"]) == ("unhealthy", "store_unavailable")
-    assert "is not open" in health["details"]["store_unavailable"]
+    assert "is not open" in health["metrics"]["health"]["details"]["store_unavailable"]
 
 
 async def test_abandoned_threads_and_a_pool_without_a_usable_slot(
@@ -100,7 +102,7 @@ async def test_abandoned_threads_and_a_pool_without_a_usable_slot(
     health = await p.health_check()
     assert health["status"] == "unhealthy"
     assert health["reasons"] == ["pool_unavailable", "abandoned_threads"]
-    assert "thread lane" in health["details"]["pool_unavailable"]
+    assert "thread lane" in health["metrics"]["health"]["details"]["pool_unavailable"]
     gate.release.set()
     await asyncio.to_thread(gate.returned.wait, 5.0)
     for _ in range(100):  # the worker takes its slot back within a few loop iterations
@@ -124,7 +126,7 @@ async def test_a_pool_that_failed_to_start(make_processor: Factory) -> None:
     assert result.status is TaskStatus.FAILED
     health = await p.health_check()
     assert (health["status"], health["reason"]) == ("unhealthy", "pool_failed")
-    assert "can't start new thread" in health["details"]["pool_failed"]
+    assert "can't start new thread" in health["metrics"]["health"]["details"]["pool_failed"]
 
 
 async def test_a_worker_that_died(make_processor: Factory) -> None:
@@ -143,7 +145,9 @@ def test_the_worst_reason_comes_first() -> None:
     health = judge(metrics, observed, HealthLimits(max_queue=1))
     assert health["reasons"] == ["store_unavailable", "high_queue_size"]
     assert health["status"] == "unhealthy"
-    assert health["details"]["store_unavailable"] == "the database does not answer"
+    assert health["metrics"]["health"]["details"]["store_unavailable"] == (
+        "the database does not answer"
+    )
     assert judge(metrics, observed, HealthLimits(max_queue=10))["reasons"] == ["store_unavailable"]
 
 

@@ -345,7 +345,7 @@ async def test_health_reports_a_database_it_cannot_reach_then_recovers(db: str) 
         )
         health = await processor.health_check()
         assert (health["status"], health["reason"]) == ("unhealthy", "store_unavailable")
-        assert "health check" in health["details"]["store_unavailable"]
+        assert "health check" in health["metrics"]["health"]["details"]["store_unavailable"]
         await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
         assert (await processor.health_check())["reasons"] == []  # it connected again
     finally:

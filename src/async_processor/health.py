@@ -52,11 +52,11 @@ class Observed:
 
 
 def judge(metrics: dict[str, Any], observed: Observed, limits: HealthLimits) -> dict[str, Any]:
-    """``{"status", "reason", "reasons", "details", "recent", "metrics"}``: ``reason`` is
-    the first (worst) of ``reasons``, None when healthy; ``details`` says more per reason."""
+    """``{"status", "reason", "reasons", "metrics"}``: ``reason`` is the first (worst) of
+    ``reasons``, None when healthy; ``metrics["health"]`` holds what was seen per reason
+    (``details``) and the window's counts (``recent``)."""
     found = _problems(metrics, observed, limits)
     ok, bad = observed.recent
-    rate = 100.0 * ok / (ok + bad) if ok + bad else 100.0
     ordered = sorted(found, key=lambda reason: reason not in UNHEALTHY_REASONS)
     if not ordered:
         status = "healthy"
@@ -64,32 +64,33 @@ def judge(metrics: dict[str, Any], observed: Observed, limits: HealthLimits) -> 
         status = "unhealthy"
     else:
         status = "degraded"
-    return {
-        "status": status,
-        "reason": ordered[0] if ordered else None,
-        "reasons": ordered,
+    metrics["health"] = {
         "details": {reason: found[reason] for reason in ordered},
         "recent": {
             "window_s": limits.window,
             "completed": ok,
             "failed": bad,
-            "success_rate": rate,
+            "success_rate": 100.0 * ok / (ok + bad) if ok + bad else 100.0,
         },
+    }
+    return {
+        "status": status,
+        "reason": ordered[0] if ordered else None,
+        "reasons": ordered,
         "metrics": metrics,
     }
 
 
 def _problems(metrics: dict[str, Any], observed: Observed, limits: HealthLimits) -> dict[str, str]:
     """Each reason found, with what was seen."""
+    if not observed.running:  # what else is seen of a stopped processor is its past
+        return {"processor_stopped": "not started, or shutting down"}
     found: dict[str, str] = {}
-    if not observed.running:
-        found["processor_stopped"] = "not started, or shutting down"
     for reason, detail in observed.lanes:
         found[reason] = f"{found[reason]}; {detail}" if reason in found else detail
     if observed.store is not None:
         found["store_unavailable"] = observed.store
-    if observed.running:  # a stopped processor's slots are all "stopped"
-        found.update(_worker_problems(metrics.get("worker_stats", {})))
+    found.update(_worker_problems(metrics.get("worker_stats", {})))
     if metrics["queue_size"] > limits.max_queue:
         found["high_queue_size"] = f"{metrics['queue_size']} tasks wait (> {limits.max_queue})"
     ok, bad = observed.recent

@@ -559,8 +559,8 @@ class AdvancedAsyncProcessor:
 
     async def health_check(self) -> dict[str, Any]:
         """``{"status": "healthy" | "degraded" | "unhealthy", "reason", "reasons",
-        "details", "recent", "metrics"}``: every problem found, the worst first
-        (:mod:`~async_processor.health`, docs/metrics.md)."""
+        "metrics"}``: every problem found, the worst first; ``metrics["health"]`` says what
+        was seen (:mod:`~async_processor.health`, docs/metrics.md)."""
         running = self.running  # a stopped processor's workers and store are let go
         observed = Observed(
             running,

@@ -143,10 +143,9 @@ class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     reason: str | None = Field(None, description="the worst of reasons; null when healthy")
     reasons: list[str] = Field(default_factory=list, description="every problem found")
-    details: dict[str, str] | None = Field(
-        None, description="what was seen, per reason; only for an admin token"
+    metrics: dict[str, Any] | None = Field(
+        None, description="only for an admin token; metrics.health says what was seen"
     )
-    metrics: dict[str, Any] | None = Field(None, description="only for an admin token")
 
 
 class GraphNode(BaseModel):

@@ -447,7 +447,7 @@ class PostgresStore(JournalStore):
         ping = asyncio.run_coroutine_threadsafe(self._ping(), self._bg)
         try:
             await asyncio.wait_for(asyncio.wrap_future(ping), self.timeout)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # whatever the driver raised, the store did not answer
             return str(self._error(exc, "answer a health check"))
         if unwritten:
             return f"{unwritten} changes wait in memory after a failed write to {self.where}"
@@ -457,7 +457,11 @@ class PostgresStore(JournalStore):
         assert self._lock is not None
         async with self._lock:
             conn = await self._db()
-            await conn.fetchval("SELECT 1")
+            try:
+                await conn.fetchval("SELECT 1")
+            except Exception:  # a session the server ended: the next call connects anew
+                conn.terminate()
+                raise
 
     async def _write(self, conn: asyncpg.Connection) -> tuple[int, int]:
         """Write the changes not yet written, inside the caller's transaction; once it has

@@ -27,7 +27,7 @@ router = APIRouter()
 )
 async def health(request: Request, state: StateDep) -> Response:
     """healthy/degraded (200) or unhealthy (503), with every reason; no token needed. An
-    admin token also gets the details and the metrics (they name stores and tasks)."""
+    admin token also gets the metrics (they name stores and running tasks)."""
     check = await state.processor.health_check()
     body: dict[str, Any] = {
         "status": check["status"],
@@ -36,7 +36,6 @@ async def health(request: Request, state: StateDep) -> Response:
     }
     caller = getattr(request.state, "caller", None)
     if isinstance(caller, Caller) and caller.admin:
-        body["details"] = check["details"]
         body["metrics"] = to_json(check["metrics"])
     return JSON(body, status_code=503 if check["status"] == "unhealthy" else 200)
 
