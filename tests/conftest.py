@@ -7,7 +7,7 @@ Tests that need a server skip on a machine without it; with
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -61,3 +61,12 @@ async def make_processor() -> AsyncIterator[Factory]:
     yield factory
     for processor in made:
         await processor.shutdown(timeout=5.0)
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """The global tracer provider exports to memory during the test (tests/otel_helpers.py)."""
+    from otel_helpers import installed_provider
+
+    with installed_provider() as exporter:
+        yield exporter

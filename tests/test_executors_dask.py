@@ -21,6 +21,9 @@ import executor_contract as ec
 import process_functions as pf
 import pytest
 from executor_contract import ExecutorContract, NewExecutor, make_task
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_helpers import task_spans
 
 from async_processor import AdvancedAsyncProcessor
 from async_processor.errors import InvalidArgumentError, UnsendableTaskError
@@ -397,3 +400,24 @@ async def test_a_failure_on_the_cluster_keeps_its_type_and_chained_traceback(
     assert "KeyError: 'text'" in result.traceback  # the cause, raised in the Dask worker
     assert 'task.payload["text"]' in result.traceback
     assert result.traceback.rstrip().endswith("ValueError: the payload has no text")
+
+
+async def test_a_dask_attempt_is_a_span_child_of_the_submitters(
+    client: Any, spans: InMemorySpanExporter
+) -> None:
+    processor = AdvancedAsyncProcessor(cluster=client, builtin_processors=False)
+    processor.register_processor("pid", pf.get_pid)
+    await processor.start()
+    try:
+        task = ProcessingTask("pid", cpu_intensive=True)
+        with trace.get_tracer("tests").start_as_current_span("request") as request:
+            await processor.submit_task(task)
+        result = await processor.wait_for_task(task.id, timeout=60)
+    finally:
+        await processor.shutdown()
+    assert result.status is TaskStatus.COMPLETED, result.error
+    (span,) = task_spans(spans)
+    assert span.name == "async_processor.task pid"
+    assert span.parent is not None
+    assert span.parent.span_id == request.get_span_context().span_id
+    assert dict(span.attributes or {})["async_processor.task.status"] == "completed"

@@ -1271,7 +1271,8 @@ async def test_health_checks() -> None:
     for (guide, own), (status, reason) in zip(seen, expected, strict=True):
         assert guide["status"] == own["status"] == status
         assert guide.get("reason") == own["reason"] == reason
-        assert set(own) == {"status", "reason", "metrics"}
+        assert set(own) == {"status", "reason", "reasons", "metrics"}  # + every reason
+        assert own["reasons"] == ([] if reason is None else [reason])
         assert {"queue_size", "success_rate", "tasks_processed"} <= set(own["metrics"])
     assert seen[0][0]["metrics"]["tasks_processed"] == 1
     assert seen[1][1]["metrics"]["queue_size"] == 1001

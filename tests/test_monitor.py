@@ -8,7 +8,7 @@ import time
 import pytest
 
 from async_processor import PerformanceMonitor, TaskStatus
-from async_processor.monitor import percentiles
+from async_processor.monitor import BUCKETS, Histogram, percentiles
 
 
 def test_percentiles_nearest_rank() -> None:
@@ -98,6 +98,7 @@ def test_snapshot_keys() -> None:
         "uptime_seconds",
         "peak_memory_usage_mb",
         "memory_usage_mb",
+        "histograms",
         "event_loop_lag",
         "by_type",
         "by_priority",
@@ -141,3 +142,35 @@ def test_disabled_keeps_only_the_health_counters() -> None:
     snap = monitor.snapshot()
     assert snap["by_type"]["x"]["counts"]["completed"] == 0
     assert snap["by_type"]["x"]["queue_wait"]["p50"] == 0.0
+
+
+def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
+    histogram = Histogram()
+    for seconds in (0.0001, 0.0005, 0.0006, 0.3, 61.0, 0.3):
+        histogram.observe(seconds)
+    snap = histogram.snapshot()
+    buckets = dict(snap["buckets"])
+    assert [bound for bound, _ in snap["buckets"]] == list(BUCKETS)
+    assert buckets[0.0005] == 2  # an upper bound is inclusive ("le")
+    assert buckets[0.001] == 3
+    assert buckets[0.25] == 3
+    assert buckets[0.5] == 5
+    assert buckets[60.0] == 5  # 61 s falls only in +Inf, which is the count
+    assert snap["count"] == 6
+    assert snap["sum"] == pytest.approx(0.0001 + 0.0005 + 0.0006 + 0.6 + 61.0)
+
+
+def test_histograms_per_type_and_priority() -> None:
+    monitor = PerformanceMonitor(enabled=False)  # histograms are kept even then
+    pair = monitor.breakdowns("x", "HIGH")
+    monitor.task_started(pair, 0.002, 0.0)
+    monitor.task_ended(pair, TaskStatus.COMPLETED, 0.04)
+    monitor.task_ended(monitor.breakdowns("x", "LOW"), TaskStatus.CANCELLED, None)
+    high, low = monitor.histograms()
+    assert (high["task_type"], high["priority"]) == ("x", "HIGH")
+    assert high["queue_wait"]["count"] == 1
+    assert high["run_time"]["count"] == 1
+    assert dict(high["run_time"]["buckets"])[0.05] == 1
+    assert dict(high["run_time"]["buckets"])[0.025] == 0
+    assert low["run_time"]["count"] == 0  # it never ran
+    assert json.loads(json.dumps(monitor.snapshot(), allow_nan=False))["histograms"][0] == high

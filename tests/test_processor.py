@@ -537,19 +537,6 @@ async def test_health_check_degraded_on_high_queue(make_processor: Factory) -> N
     assert (await p.health_check())["status"] == "healthy"
 
 
-async def test_health_check_degraded_on_low_success_rate(make_processor: Factory) -> None:
-    p = await make_processor()
-
-    async def fail(task: ProcessingTask) -> None:
-        raise ValueError("x")
-
-    p.register_processor("fail", fail)
-    await p.wait_for_task(await p.submit_task(create_task("fail")), timeout=5.0)
-    health = await p.health_check()
-    assert health["status"] == "degraded"
-    assert health["reason"] == "low_success_rate"
-
-
 async def test_health_check_unhealthy_when_stopped(make_processor: Factory) -> None:
     p = await make_processor()
     await p.shutdown()

@@ -329,3 +329,26 @@ async def test_claimed_task_of_unknown_type_given_back(
         await check_completed(url, ids)
     finally:
         await bare.shutdown()
+
+
+async def test_health_reports_a_database_it_cannot_reach_then_recovers(db: str) -> None:
+    processor = make_processor(db)
+    await processor.start()
+    name = db.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(db.rsplit("/", 1)[0] + "/postgres")
+    try:
+        assert (await processor.health_check())["reasons"] == []
+        # the database refuses sessions and the store's is ended, as in an outage
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        health = await processor.health_check()
+        assert (health["status"], health["reason"]) == ("unhealthy", "store_unavailable")
+        assert "health check" in health["metrics"]["health"]["details"]["store_unavailable"]
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        assert (await processor.health_check())["reasons"] == []  # it connected again
+    finally:
+        await admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        await admin.close()
+        await processor.shutdown()

@@ -25,6 +25,8 @@ from .monitor import PerformanceMonitor
 from .outcomes import AttemptOutcome, Outcomes, outcome_of
 from .ready_queue import ReadyQueue
 from .task_manager import TaskManager, TaskRecord
+from .tracing import AVAILABLE as TRACING
+from .tracing import end_attempt, run_context, start_attempt
 
 __all__ = ["Lane", "Lanes", "Worker"]
 
@@ -144,6 +146,22 @@ class Lanes:
             for worker in lane.workers
         }
 
+    def failures(self) -> list[tuple[str, str]]:
+        """``("worker_died", lane)`` for a worker coroutine that ended while running, and
+        ``("pool_failed", what it raised)`` for a pool that failed to start."""
+        found: list[tuple[str, str]] = []
+        for lane in self.lanes.values():
+            if any(w.handle is not None and w.handle.done() for w in lane.workers):
+                found.append(("worker_died", f"a worker of the {lane.name} lane ended"))
+            starting = lane.starting
+            if starting is not None and starting.done() and not starting.cancelled():
+                error = starting.exception()
+                if error is not None:
+                    found.append(
+                        ("pool_failed", f"the {lane.name} pool failed to start: {error!r}")
+                    )
+        return found
+
     def executor_stats(self) -> dict[str, dict[str, int]]:
         return {
             lane.name: lane.executor.statistics()
@@ -203,6 +221,8 @@ class Lanes:
     async def _execute(self, lane: Lane, worker: Worker, record: TaskRecord) -> None:
         """Run one attempt and settle its outcome; then free the slot."""
         self._begin(worker, record)
+        if TRACING:
+            record.span = start_attempt(record)
         outcome = await self._attempt(lane, worker, record)
         worker.current = None
         if record.status is TaskStatus.RUNNING:  # shutdown may have ended it already
@@ -230,8 +250,9 @@ class Lanes:
             if lane.executor is not None:  # a thread may still run it: tell it to stop
                 record.attempt_task.cancel_requested = True
             if record.cancel_reason is None:  # the worker itself is being stopped
+                stopped = AttemptOutcome(TaskStatus.CANCELLED, error="worker stopped")
+                _end_span(record, stopped, None)
                 if record.status is TaskStatus.RUNNING:
-                    stopped = AttemptOutcome(TaskStatus.CANCELLED, error="worker stopped")
                     self.outcomes.settle(record, stopped, worker.account(record))
                 raise
         except _TimedOut:
@@ -244,7 +265,9 @@ class Lanes:
             if record.cancel_reason is not None:  # the processor swallowed its cancellation
                 record.cancel_reason = None
                 _uncancel()
-        return outcome_of(record, value, failure, timed_out)
+        outcome = outcome_of(record, value, failure, timed_out)
+        _end_span(record, outcome, failure)
+        return outcome
 
     async def _timed_run(self, lane: Lane, worker: Worker, record: TaskRecord) -> Any:
         """Run once; raises _TimedOut when the task's own timeout (not another) expired."""
@@ -265,7 +288,10 @@ class Lanes:
 
     def _call(self, lane: Lane, worker: Worker, record: TaskRecord) -> Awaitable[Any]:
         """The awaitable of one run: inline, through the executor, and in the submitter's
-        contextvars when it had any."""
+        contextvars when it had any (with the attempt's span current, when traced)."""
+        if record.span is not None:
+            context = run_context(record.span, record.context)
+            return asyncio.create_task(self._run(lane, worker, record), context=context)
         if record.context is not None:
             return asyncio.create_task(self._run(lane, worker, record), context=record.context)
         if lane.executor is None:
@@ -290,6 +316,12 @@ class Lanes:
 
 class _TimedOut(Exception):
     """The attempt ran out of its task's ``timeout``."""
+
+
+def _end_span(record: TaskRecord, outcome: AttemptOutcome, failure: BaseException | None) -> None:
+    if record.span is not None:
+        end_attempt(record.span, outcome, failure)
+        record.span = None
 
 
 def _uncancel() -> None:

@@ -37,6 +37,7 @@ from .errors import (
 )
 from .executors.base import Executor
 from .executors.thread import ThreadExecutor
+from .health import HealthLimits, Observed, judge
 from .intake import Intake
 from .lanes import Lane, Lanes
 from .lifecycle import TaskStatus
@@ -97,7 +98,11 @@ class AdvancedAsyncProcessor:
         max_memory_intensive: most ``memory_intensive`` tasks running at once.
         min_free_memory_mb: no ``memory_intensive`` task starts below this much free memory.
         health_max_queue: a longer queue makes the health check "degraded".
-        health_min_success_rate: a lower success rate (percent) makes it "degraded".
+        health_min_success_rate: a lower success rate (percent) over the last
+            ``health_window`` seconds makes it "degraded", once ``health_min_tasks``
+            tasks ran to an outcome in that window.
+        health_max_loop_lag: seconds late the event loop may run a timer before the
+            health check says "degraded" (docs/metrics.md, "Health").
         thread_executor, process_executor: replace the built-in executors (for example
             with a Dask-backed one); their ``capacity`` sets the lane's size.
         builtin_processors: register the built-in processor of every task type but
@@ -122,6 +127,15 @@ class AdvancedAsyncProcessor:
     running yet) and shuts it down on the way out, whatever the block raised.
     """
 
+    # The parts that carry the work out, built by _assemble().
+    _durable: bool
+    _delays: Delays
+    _admission: Admission
+    _outcomes: Outcomes
+    _lanes: Lanes
+    _routes: Routes
+    _intake: Intake
+
     def __init__(
         self,
         max_workers: int = 10,
@@ -141,6 +155,9 @@ class AdvancedAsyncProcessor:
         min_free_memory_mb: float = 256.0,
         health_max_queue: int = 1000,
         health_min_success_rate: float = 95.0,
+        health_window: float = 300.0,
+        health_min_tasks: int = 10,
+        health_max_loop_lag: float = 1.0,
         process_start_method: str = "forkserver",
         thread_executor: Executor | None = None,
         process_executor: Executor | None = None,
@@ -158,10 +175,12 @@ class AdvancedAsyncProcessor:
         self.retry_policy = retry_policy or RetryPolicy()
         self.health_max_queue = health_max_queue
         self.health_min_success_rate = health_min_success_rate
+        self.health_limits = _health_limits(locals())
         self.task_manager = TaskManager(
             check_seconds("result_ttl", result_ttl, allow_zero=True), max_results
         )
         self.monitor = PerformanceMonitor(enable_monitoring, enable_profiling)
+        self.monitor.recent_window = self.health_limits.window
         threads = thread_executor or (
             ThreadExecutor(max_thread_workers) if max_thread_workers else None
         )
@@ -171,50 +190,21 @@ class AdvancedAsyncProcessor:
         self._lane_map = _build_lanes(max_workers, aging_interval, threads, processes)
         self._store = open_store(store)  # docs/stores.md
         bounds = (queue_size, overload_policy, overload.check_reserve(priority_reserve))
-        self._assemble(max_memory_intensive, min_free_memory_mb, bounds)
+        _assemble(self, max_memory_intensive, min_free_memory_mb, bounds)
         self._settings = settings
-        if builtin_processors:
-            self._register_builtins()
-        if processors is not None:
-            self._routes.register_all(processors)
+        self._register(builtin_processors, processors)
         self._state = _State.CREATED
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Future[None] | None = None
 
-    def _assemble(
-        self, max_memory_intensive: int, min_free_memory_mb: float, bounds: tuple[int, str, float]
+    def _register(
+        self, builtins: bool, processors: Mapping[ProcessingType | str, TaskProcessor] | None
     ) -> None:
-        """Build the parts that carry the work out: admission, outcomes, lanes, routes and
-        intake (``bounds``: queue_size, overload_policy, priority_reserve)."""
-        self._durable = self._store.durable
-        self._delays = Delays(self._enqueue)
-        if self._durable:  # a non-durable store is only asked about idempotency keys
-            self.task_manager.listeners.append(self._store.transition)
-        self._admission = Admission(
-            self.aging_interval, max_memory_intensive, min_free_memory_mb, self._enqueue
-        )
-        self._outcomes = Outcomes(
-            self.task_manager,
-            self.monitor,
-            self._admission,
-            self.retry_policy,
-            self._store,
-            self._enqueue,
-        )
-        self._lanes = Lanes(
-            self._lane_map, self.task_manager, self.monitor, self._admission, self._outcomes
-        )
-        self._routes = Routes()
-        self._intake = Intake(
-            self.task_manager,
-            self.monitor,
-            self._routes,
-            self._lane_map,
-            self._outcomes,
-            self._store,
-            self._enqueue,
-            bounds,
-        )
+        """Register the built-ins (when asked), then the caller's ``processors`` over them."""
+        if builtins:
+            self._register_builtins()
+        if processors is not None:
+            self._routes.register_all(processors)
 
     def _register_builtins(self) -> None:
         from .processors import builtin_processors
@@ -542,6 +532,11 @@ class AdvancedAsyncProcessor:
 
     async def get_performance_metrics(self) -> dict[str, Any]:
         """A snapshot of counters, latencies and worker states (see docs/metrics.md)."""
+        return self.metrics_snapshot()
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """:meth:`get_performance_metrics` without awaiting: call it on the processor's
+        loop thread (an exporter scraping from another thread awaits the former there)."""
         metrics = self.monitor.snapshot()
         manager = self.task_manager
         by_priority = manager.waiting_by_priority
@@ -558,15 +553,56 @@ class AdvancedAsyncProcessor:
         return metrics
 
     async def health_check(self) -> dict[str, Any]:
-        """``{"status": "healthy" | "degraded" | "unhealthy", "reason": ..., "metrics": ...}``."""
-        metrics = await self.get_performance_metrics()
-        if not self.running:
-            return {"status": "unhealthy", "reason": "processor_stopped", "metrics": metrics}
-        if metrics["queue_size"] > self.health_max_queue:
-            return {"status": "degraded", "reason": "high_queue_size", "metrics": metrics}
-        if metrics["success_rate"] < self.health_min_success_rate:
-            return {"status": "degraded", "reason": "low_success_rate", "metrics": metrics}
-        return {"status": "healthy", "reason": None, "metrics": metrics}
+        """``{"status": "healthy" | "degraded" | "unhealthy", "reason", "reasons",
+        "metrics"}``: every problem found, the worst first; ``metrics["health"]`` says what
+        was seen (:mod:`~async_processor.health`, docs/metrics.md)."""
+        running = self.running  # a stopped processor's workers and store are let go
+        observed = Observed(
+            running,
+            self.monitor.recent_outcomes(),
+            self._lanes.failures() if running else [],
+            await self._store.health() if running else None,
+        )
+        return judge(self.metrics_snapshot(), observed, self.health_limits)
+
+
+def _assemble(
+    self: AdvancedAsyncProcessor,
+    max_memory_intensive: int,
+    min_free_memory_mb: float,
+    bounds: tuple[int, str, float],
+) -> None:
+    """Build the processor's parts that carry the work out: admission, outcomes, lanes, routes and
+    intake (``bounds``: queue_size, overload_policy, priority_reserve)."""
+    self._durable = self._store.durable
+    self._delays = Delays(self._enqueue)
+    if self._durable:  # a non-durable store is only asked about idempotency keys
+        self.task_manager.listeners.append(self._store.transition)
+    self._admission = Admission(
+        self.aging_interval, max_memory_intensive, min_free_memory_mb, self._enqueue
+    )
+    self._outcomes = Outcomes(
+        self.task_manager,
+        self.monitor,
+        self._admission,
+        self.retry_policy,
+        self._store,
+        self._enqueue,
+    )
+    self._lanes = Lanes(
+        self._lane_map, self.task_manager, self.monitor, self._admission, self._outcomes
+    )
+    self._routes = Routes()
+    self._intake = Intake(
+        self.task_manager,
+        self.monitor,
+        self._routes,
+        self._lane_map,
+        self._outcomes,
+        self._store,
+        self._enqueue,
+        bounds,
+    )
 
 
 #: The constructor's count arguments and the least each may be.
@@ -578,6 +614,7 @@ _COUNTS = {
     "max_results": 0,
     "max_memory_intensive": 1,
     "health_max_queue": 0,
+    "health_min_tasks": 1,
 }
 
 
@@ -597,6 +634,17 @@ def _check_arguments(arguments: dict[str, Any]) -> None:
     policy = arguments["overload_policy"]
     if policy not in ("reject", "shed"):
         raise InvalidArgumentError(f"overload_policy must be 'reject' or 'shed', got {policy!r}")
+
+
+def _health_limits(arguments: dict[str, Any]) -> HealthLimits:
+    """The constructor's ``health_*`` arguments (its ``locals()``), checked."""
+    return HealthLimits(
+        check_seconds("health_window", arguments["health_window"]),
+        arguments["health_min_tasks"],
+        arguments["health_max_queue"],
+        arguments["health_min_success_rate"],
+        check_seconds("health_max_loop_lag", arguments["health_max_loop_lag"]),
+    )
 
 
 def _process_executor(

@@ -47,6 +47,7 @@ class TaskRecord:
         "runner",
         "send_plan",
         "seq",
+        "span",
         "started_at",
         "stats",
         "status",
@@ -107,6 +108,8 @@ class TaskRecord:
         #: The exception the task ends with, as (error_type, traceback); set just before
         #: a failed task's ending, read when its TaskResult is made.
         self.failure: tuple[str, str] | None = None
+        #: The OpenTelemetry span of the attempt running now, when traced (tracing.py).
+        self.span: Any = None
 
     @property
     def id(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry.trace import SpanKind
 from prometheus_client.parser import text_string_to_metric_families
 
 from async_processor import AdvancedAsyncProcessor, create_task
@@ -365,6 +366,7 @@ async def test_503_queue_full_and_stopped(service: RunningService) -> None:
         assert health.status_code == 503
         assert health.json()["status"] == "unhealthy"
         assert health.json()["reason"] == "processor_stopped"
+        assert health.json()["reasons"] == ["processor_stopped"]
         assert_error(await c.post("/tasks", json={"task_type": "echo"}), 503, "not_running")
 
 
@@ -430,8 +432,10 @@ async def test_every_token_works_and_is_logged_by_name(
         async with client(service, token) as c:
             assert (await c.get("/metrics")).status_code == 200
             health = (await c.get("/health")).json()
+            assert health["reasons"] == []
             if name in ADMINS:  # the metrics name running tasks: an admin's only
                 assert health["metrics"]["tasks_processed"] >= 0
+                assert health["metrics"]["health"]["details"] == {}
             else:
                 assert "metrics" not in health
         async with httpx.AsyncClient(base_url=service.base_url) as anonymous:
@@ -549,13 +553,19 @@ async def test_prometheus_metrics_parse(service: RunningService) -> None:
     depth = list(families["async_processor_queue_depth"].samples)
     assert {s.labels["priority"] for s in depth} == {"CRITICAL", "HIGH", "NORMAL", "LOW", "BATCH"}
     assert samples[("async_processor_running_tasks", ())] == 1
-    assert families["async_processor_execution_seconds"].type == "summary"
-    quantiles = {
-        s.labels["quantile"]
-        for s in families["async_processor_execution_seconds"].samples
-        if s.labels.get("task_type") == "echo"
-    }
-    assert quantiles == {"0.5", "0.95", "0.99"}
+    run = families["async_processor_task_run_seconds"]
+    assert run.type == "histogram"  # the library's collector (async_processor.prometheus)
+    echo_buckets = sorted(
+        (float(s.labels["le"]), s.value)
+        for s in run.samples
+        if s.name.endswith("_bucket") and s.labels["task_type"] == "echo"
+    )
+    counts = [n for _, n in echo_buckets]
+    assert counts == sorted(counts)  # cumulative
+    assert echo_buckets[-1] == (float("inf"), 2.0)
+    ended = ("async_processor_tasks_ended_total", (("status", "failed"),))
+    assert samples[ended] == 1
+    assert families["async_processor_task_queue_wait_seconds"].type == "histogram"
     assert 0 < samples[("async_processor_success_rate_percent", ())] < 100
     assert samples[("async_processor_uptime_seconds", ())] > 0
     workers = families["async_processor_workers"].samples
@@ -583,3 +593,29 @@ async def test_dashboard_sets_a_cookie_only_for_a_real_token(service: RunningSer
         assert junk.status_code == 200 and "set-cookie" not in junk.headers
         real = await client.get("/", params={"access_token": service.token})
         assert real.status_code == 200 and "set-cookie" in real.headers
+
+
+async def test_an_incoming_traceparent_is_continued(spans: Any) -> None:
+    from otel_helpers import task_spans
+
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with start_service() as traced:
+        async with client(traced) as c:
+            response = await c.post(
+                "/tasks",
+                json={"task_type": "echo"},
+                headers={"traceparent": f"00-{trace_id}-{parent_id}-01"},
+            )
+            assert response.status_code == 201, response.text
+            task_id = response.json()["id"]
+            await c.get(f"/tasks/{task_id}/wait", params={"timeout": 10})
+    finished = {s.context.span_id: s for s in spans.get_finished_spans()}
+    (attempt,) = task_spans(spans)
+    assert attempt.context.trace_id == int(trace_id, 16)
+    assert dict(attempt.attributes or {})["async_processor.task.id"] == task_id
+    ancestor = attempt  # up the chain: the server span of POST /tasks, then the caller's
+    while ancestor.parent is not None and ancestor.parent.span_id in finished:
+        ancestor = finished[ancestor.parent.span_id]
+    assert ancestor.kind is SpanKind.SERVER
+    assert ancestor.parent is not None and ancestor.parent.is_remote
+    assert ancestor.parent.span_id == int(parent_id, 16)

@@ -513,9 +513,7 @@ def offline_reply(
     return OfflineReply(reply, name, round(similarity, 4), engine, flags, assessment, found)
 
 
-def _match_intent(
-    text: str, use_embeddings: bool | None
-) -> tuple[Intent | None, float, str, bool]:
+def _match_intent(text: str, use_embeddings: bool | None) -> tuple[Intent | None, float, str, bool]:
     """(intent, similarity, engine, whether embeddings were used) for ``text``."""
     if use_embeddings is None:
         use_embeddings = embeddings.model_available()

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from .. import tracing
 from ..errors import AsyncProcessorError, InvalidArgumentError
 from ..processor import AdvancedAsyncProcessor
 from ..processors.settings import Settings
@@ -100,11 +101,23 @@ def create_app(
     )
     app.state.service = state
     app.add_middleware(Gate, config=config, sessions=state.sessions)
+    if tracing.AVAILABLE:
+        _continue_traces(app)
     _add_error_handlers(app)
     for router in (submit_router, tasks_router, monitoring_router, dashboard_router):
         app.include_router(router)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _continue_traces(app: FastAPI) -> None:
+    """Continue an incoming ``traceparent`` with OpenTelemetry's ASGI middleware (extra
+    ``otel``): each request is a server span, and the tasks it submits are its children."""
+    try:
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+    except ImportError:  # the API without the ASGI instrumentation
+        return
+    app.add_middleware(OpenTelemetryMiddleware)  # outermost: the Gate runs inside its span
 
 
 def _add_error_handlers(app: FastAPI) -> None:

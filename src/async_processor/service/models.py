@@ -147,8 +147,11 @@ class Cancelled(BaseModel):
 
 class Health(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
-    reason: str | None = None
-    metrics: dict[str, Any] | None = Field(None, description="only for an admin token")
+    reason: str | None = Field(None, description="the worst of reasons; null when healthy")
+    reasons: list[str] = Field(default_factory=list, description="every problem found")
+    metrics: dict[str, Any] | None = Field(
+        None, description="only for an admin token; metrics.health says what was seen"
+    )
 
 
 class GraphNode(BaseModel):

@@ -100,6 +100,11 @@ class TaskStore:
     def finished(self, result: TaskResult) -> None:
         """Note an ended task's result."""
 
+    async def health(self) -> str | None:
+        """None when the store answers; otherwise what is wrong (read by the health check,
+        so a cheap round trip at most)."""
+        return None
+
     def freeze(self) -> None:
         """Stop noting changes: the tasks shutdown cancels stay unfinished in the store."""
 

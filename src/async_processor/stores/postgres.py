@@ -438,6 +438,31 @@ class PostgresStore(JournalStore):
                     len(self._unwritten[1]),
                 )
 
+    async def health(self) -> str | None:
+        """None when the database answers ``SELECT 1`` within ``timeout`` seconds, and no
+        change waits in memory after a failed write; otherwise what is wrong."""
+        if self._bg is None:
+            return f"the task store {self.where} is not open"
+        unwritten = len(self._unwritten[0]) + len(self._unwritten[1])
+        ping = asyncio.run_coroutine_threadsafe(self._ping(), self._bg)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(ping), self.timeout)
+        except Exception as exc:  # whatever the driver raised, the store did not answer
+            return str(self._error(exc, "answer a health check"))
+        if unwritten:
+            return f"{unwritten} changes wait in memory after a failed write to {self.where}"
+        return None
+
+    async def _ping(self) -> None:
+        assert self._lock is not None
+        async with self._lock:
+            conn = await self._db()
+            try:
+                await conn.fetchval("SELECT 1")
+            except Exception:  # a session the server ended: the next call connects anew
+                conn.terminate()
+                raise
+
     async def _write(self, conn: asyncpg.Connection) -> tuple[int, int]:
         """Write the changes not yet written, inside the caller's transaction; once it has
         committed, the caller passes the counts returned to :meth:`_written`."""

@@ -67,6 +67,8 @@ class SqliteStore(JournalStore):
         super().__init__()
         self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
+        #: The last flush failed; what it held is still buffered.
+        self._write_failed = False
         self._ttl = 0.0
         self._max_results = 0
         self._since_purge = 0
@@ -224,6 +226,7 @@ class SqliteStore(JournalStore):
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
+            self._write_failed = True
             logger.error(
                 "%s; %d status changes and %d results are kept in memory and written with "
                 "the next accepted task",
@@ -232,6 +235,7 @@ class SqliteStore(JournalStore):
                 len(self._results),
             )
             return
+        self._write_failed = False
         self._clear_buffers()
 
     def _write_buffers(self, conn: sqlite3.Connection) -> None:
@@ -246,6 +250,22 @@ class SqliteStore(JournalStore):
                 self._results,
             )
             self._since_purge += len(self._results)
+
+    async def health(self) -> str | None:
+        """None when the file answers ``SELECT 1`` and nothing waits in memory after a
+        failed write; otherwise what is wrong."""
+        if self._conn is None:
+            return f"the task store {self.path} is not open"
+        try:
+            self._conn.execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            return str(self._error(exc, "answer a health check"))
+        if self._write_failed and (self._updates or self._results):
+            return (
+                f"{len(self._updates) + len(self._results)} changes wait in memory after a "
+                f"failed write to {self.path}"
+            )
+        return None
 
     def _clear_buffers(self) -> None:
         self._updates.clear()

@@ -26,10 +26,14 @@ router = APIRouter()
     responses={503: {"model": Health, "description": "Unhealthy"}},
 )
 async def health(request: Request, state: StateDep) -> Response:
-    """healthy/degraded (200) or unhealthy (503), with the reason; no token needed. An
-    admin token also gets the metrics (they name the tasks running)."""
+    """healthy/degraded (200) or unhealthy (503), with every reason; no token needed. An
+    admin token also gets the metrics (they name stores and running tasks)."""
     check = await state.processor.health_check()
-    body: dict[str, Any] = {"status": check["status"], "reason": check.get("reason")}
+    body: dict[str, Any] = {
+        "status": check["status"],
+        "reason": check["reason"],
+        "reasons": check["reasons"],
+    }
     caller = getattr(request.state, "caller", None)
     if isinstance(caller, Caller) and caller.admin:
         body["metrics"] = to_json(check["metrics"])
