@@ -36,6 +36,7 @@ from async_processor.processors import (  # noqa: E402
     embeddings,
     safeguarding_model,
     safeguarding_rules,
+    safeguarding_text,
 )
 from async_processor.processors.safeguarding import Category  # noqa: E402
 
@@ -146,7 +147,7 @@ def predictions(
 def train_side(side: str, limit: int | None) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
     path = safeguarding_model.data_directory() / safeguarding_model.DATA_FILES[side]
     rows = read_rows(path, limit)
-    x = embed([row["text"] for row in rows])
+    x = embed([safeguarding_text.normalise(row["text"]) for row in rows])
     y = np.array([label_of(row) for row in rows])
     oof = out_of_fold(x, y, folds_of(rows))
     limits = choose_thresholds(oof, y)
