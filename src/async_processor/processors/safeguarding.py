@@ -289,10 +289,11 @@ def _model_risks(
     uncertain = False
     for row in probabilities:
         score = 1.0 - float(row[0])
-        if score < limits.flag:
+        best = int(row[1:].argmax()) + 1
+        high = SEVERITY[side][Category(model.labels[best])] is Severity.HIGH
+        if score < limits.flag_for(high):
             uncertain = uncertain or score >= limits.uncertain
             continue
-        best = int(row[1:].argmax()) + 1
         for index in range(1, len(row)):
             if index == best or float(row[index]) >= limits.category:
                 category = Category(model.labels[index])
