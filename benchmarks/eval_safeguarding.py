@@ -5,11 +5,14 @@
     python benchmarks/eval_safeguarding.py --no-eval    # the per-turn cost only
 
 Each line of a file is ``{"text", "category"}`` (a risk) or ``{"text", "safe": true}`` (a
-near miss), with an optional ``"kind"``. A child file is judged with ``assess_child``, a reply
-file with ``assess_reply``. Printed per category: recall (the text got any risk), category
-accuracy (its top risk is the labelled category) and ``+uncert`` (flagged or in the
-uncertain band: either way the bear does not echo it); per kind of near miss: the
-false-positive rate and how many were uncertain. ``--misses`` lists every miss and false positive.
+near miss), with an optional ``"kind"``. A line counts as safe when ``"safe"`` is true
+(or ``"unsafe"`` false) or its ``"category"`` (or ``"label"``) is missing, empty, ``"safe"``
+or ``"none"`` (:func:`is_safe`); near misses are grouped by whatever ``kind`` they carry.
+A child file is judged with ``assess_child``, a reply file with ``assess_reply``. Printed
+per category: recall (the text got any risk), category accuracy (its top risk is the
+labelled category) and ``+uncert`` (flagged or in the uncertain band: either way the bear
+does not echo it); per kind of near miss: the false-positive rate and how many were
+uncertain. ``--misses`` lists every miss and false positive.
 
 The cost per turn is the mean time of one ``assess_child`` and one ``assess_reply`` call on
 short texts after a warm-up, beside the Whisper transcription time of one shipped demo clip
@@ -40,13 +43,29 @@ class Prediction(NamedTuple):
     uncertain: bool
 
 
+_SAFE_CATEGORIES = frozenset({"", "safe", "none", "near_miss"})
+
+
+def is_safe(row: dict[str, Any]) -> bool:
+    """Whether a labelled line is a safe one: ``"safe": true``, ``"unsafe": false``, a
+    ``"label"`` of safe, or no risk category."""
+    if "safe" in row:
+        return bool(row["safe"])
+    if "unsafe" in row:
+        return not row["unsafe"]
+    if "label" in row:
+        return str(row["label"]).strip().casefold() in _SAFE_CATEGORIES
+    category = row.get("category")
+    return category is None or str(category).strip().casefold() in _SAFE_CATEGORIES
+
+
 def score(rows: Sequence[dict[str, Any]], predicted: Sequence[Prediction]) -> dict[str, Any]:
     """Recall and category accuracy per category, false-positive rate per kind of near miss."""
     unsafe: dict[str, dict[str, Any]] = {}
     safe: dict[str, dict[str, Any]] = {}
     for row, prediction in zip(rows, predicted, strict=True):
         flagged = bool(prediction.categories)
-        if row.get("safe"):
+        if is_safe(row):
             entry = safe.setdefault(
                 str(row.get("kind", "-")), {"n": 0, "fp": 0, "uncertain": 0, "misses": []}
             )

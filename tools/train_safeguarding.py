@@ -36,8 +36,14 @@ from async_processor.processors import (  # noqa: E402
     embeddings,
     safeguarding_model,
     safeguarding_rules,
+    safeguarding_text,
 )
-from async_processor.processors.safeguarding import Category  # noqa: E402
+from async_processor.processors.safeguarding import (  # noqa: E402
+    SEVERITY,
+    Category,
+    Severity,
+    Side,
+)
 
 LABELS = ("safe", *(category.value for category in Category))
 FOLDS = 5
@@ -106,19 +112,45 @@ def _side_model(params: tuple[Any, ...], thresholds: Any) -> safeguarding_model.
     return safeguarding_model.SideModel(LABELS, *params, thresholds=thresholds)
 
 
+def high_severity(side: str) -> np.ndarray:
+    """Per label (``LABELS`` order): is it a HIGH-severity category on ``side``?"""
+    severity = SEVERITY[Side(side)]
+    return np.array([False, *(severity[Category(n)] is Severity.HIGH for n in LABELS[1:])])
+
+
 def choose_thresholds(
-    probabilities: np.ndarray, y: np.ndarray
+    probabilities: np.ndarray, y: np.ndarray, high: np.ndarray
 ) -> safeguarding_model.SideThresholds:
-    """Out of fold: the flag threshold lets FLAG_FALSE_POSITIVES of the safe near misses
-    through; the uncertain band reaches down to where UNCERTAIN_RECALL of the risks are
-    flagged or uncertain (a grouped split is much harder than the old ungrouped one, so
-    one threshold cannot give both high recall and few false positives)."""
-    safe = 1.0 - probabilities[y == 0, 0]
-    risk = 1.0 - probabilities[y > 0, 0]
-    flag = float(np.quantile(safe, 1.0 - FLAG_FALSE_POSITIVES))
-    uncertain = float(np.quantile(risk, 1.0 - UNCERTAIN_RECALL))
+    """Out of fold: together, the flag thresholds let FLAG_FALSE_POSITIVES of the safe near
+    misses through. The threshold for pieces whose most likely category is HIGH (``high``)
+    is searched on a 0.01 grid, the other one takes the rest of the false-positive budget,
+    and the pair that flags the most risks wins (recall first for disclosures and
+    self-harm). The uncertain band reaches down to where UNCERTAIN_RECALL of the risks are
+    flagged or uncertain."""
+    score = 1.0 - probabilities[:, 0]
+    top_high = high[probabilities[:, 1:].argmax(axis=1) + 1]
+    safe = y == 0
+    budget = int(FLAG_FALSE_POSITIVES * safe.sum())
+    rest = np.sort(score[safe & ~top_high])[::-1]
+    best: tuple[float, float, float] | None = None
+    for candidate in np.round(np.arange(0.5, 1.0, 0.01), 2):
+        allowed = budget - int((safe & top_high & (score >= candidate)).sum())
+        if allowed < 0:
+            continue
+        flag = np.floor(float(rest[allowed]) * 1e4 + 1) / 1e4 if allowed < len(rest) else 0.0
+        flag = max(float(flag), float(candidate))
+        recall = float(np.where(top_high, score >= candidate, score >= flag)[~safe].mean())
+        if best is None or recall >= best[0]:
+            best = (recall, flag, float(candidate))
+    if best is None:
+        raise SystemExit("no flag threshold keeps the false positives within the budget")
+    _, flag, high_flag = best
+    uncertain = float(np.quantile(score[~safe], 1.0 - UNCERTAIN_RECALL))
     return safeguarding_model.SideThresholds(
-        flag=round(flag, 4), uncertain=round(min(uncertain, flag), 4), category=CATEGORY_PROBABILITY
+        flag=flag,
+        uncertain=round(min(uncertain, high_flag), 4),
+        category=CATEGORY_PROBABILITY,
+        high=high_flag,
     )
 
 
@@ -130,11 +162,12 @@ def predictions(
 ) -> list[Prediction]:
     """What assess_child / assess_reply would say given these probabilities: the model's
     categories, then the exact rules' (a text of one sentence; the rules always run)."""
+    high = high_severity(side)
     out = []
     for row, text in zip(probabilities, texts, strict=True):
         risk = 1.0 - float(row[0])
         chosen: list[str] = []
-        if risk >= limits.flag:
+        if risk >= limits.flag_for(bool(high[int(row[1:].argmax()) + 1])):
             order = np.argsort(-row[1:]) + 1
             chosen = [LABELS[i] for i in order if i == order[0] or row[i] >= limits.category]
         rules = [hit.category for hit in safeguarding_rules.find(text, side)]
@@ -146,10 +179,10 @@ def predictions(
 def train_side(side: str, limit: int | None) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
     path = safeguarding_model.data_directory() / safeguarding_model.DATA_FILES[side]
     rows = read_rows(path, limit)
-    x = embed([row["text"] for row in rows])
+    x = embed([safeguarding_text.normalise(row["text"]) for row in rows])
     y = np.array([label_of(row) for row in rows])
     oof = out_of_fold(x, y, folds_of(rows))
-    limits = choose_thresholds(oof, y)
+    limits = choose_thresholds(oof, y, high_severity(side))
     report = score(rows, predictions(oof, limits, [row["text"] for row in rows], side))
     params = safeguarding_model.fit(x, y, len(LABELS))
     arrays = dict(
@@ -159,7 +192,7 @@ def train_side(side: str, limit: int | None) -> tuple[dict[str, np.ndarray], dic
             strict=True,
         )
     )
-    thresholds = {"flag": limits.flag, "uncertain": limits.uncertain, "category": limits.category}
+    thresholds = dataclasses.asdict(limits)
     return (
         arrays,
         {"thresholds": thresholds, "report": report},

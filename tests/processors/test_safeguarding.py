@@ -258,7 +258,7 @@ def test_the_uncertain_band_and_second_categories() -> None:
     limits = model.thresholds
     n = len(model.labels)
     band = np.zeros((1, n))
-    band[0, 0] = 1.0 - (limits.uncertain + limits.flag) / 2
+    band[0, 0] = 1.0 - (limits.uncertain + limits.flag_for(high_severity=True)) / 2
     band[0, 1] = 1.0 - band[0, 0]
     risks, uncertain = safeguarding._model_risks(model, band, Side.CHILD)
     assert risks == [] and uncertain
@@ -346,3 +346,19 @@ def test_training_on_a_slice_is_deterministic_and_learns() -> None:
     model = safeguarding_model.SideModel(tuple(labels), *first, thresholds=limits)
     predicted = safeguarding_model.probabilities(model, x).argmax(axis=1)
     assert (predicted == np.array(y)).mean() > 0.9
+
+
+def test_disguised_spelling_and_spoken_digits_are_judged_as_written_plainly() -> None:
+    leet = assess_child("i want to k1ll mys3lf")
+    assert leet.top is not None and leet.top.category is Category.SELF_HARM
+    spoken = assess_child("my phone number is oh seven seven double oh nine one two three four")
+    assert Category.PERSONAL_INFORMATION in {risk.category for risk in spoken.risks}
+    assert any(r.source == "rule" for r in spoken.risks)
+
+
+def test_a_high_severity_reading_has_its_own_flag_threshold() -> None:
+    limits = safeguarding_model.SideThresholds(flag=0.9, uncertain=0.3, category=0.3, high=0.7)
+    assert limits.flag_for(high_severity=True) == 0.7
+    assert limits.flag_for(high_severity=False) == 0.9
+    same = safeguarding_model.SideThresholds(flag=0.9, uncertain=0.3, category=0.3)
+    assert same.flag_for(high_severity=True) == 0.9

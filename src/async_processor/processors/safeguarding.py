@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from . import embeddings, safeguarding_model, safeguarding_rules
+from .safeguarding_text import normalise
 from .safety import split_sentences
 
 __all__ = [
@@ -272,7 +273,8 @@ def _assess(pieces: list[str], text: str, side: Side) -> Assessment:
     pieces = list(dict.fromkeys(piece for piece in pieces if piece.strip()))
     uncertain = False
     if pieces:
-        probabilities = safeguarding_model.probabilities(model, embeddings.encode(pieces))
+        vectors = embeddings.encode([normalise(piece) for piece in pieces])
+        probabilities = safeguarding_model.probabilities(model, vectors)
         found, uncertain = _model_risks(model, probabilities, side)
         risks.extend(found)
     return Assessment(side, _ordered(risks), uncertain and not risks)
@@ -287,10 +289,11 @@ def _model_risks(
     uncertain = False
     for row in probabilities:
         score = 1.0 - float(row[0])
-        if score < limits.flag:
+        best = int(row[1:].argmax()) + 1
+        high = SEVERITY[side][Category(model.labels[best])] is Severity.HIGH
+        if score < limits.flag_for(high):
             uncertain = uncertain or score >= limits.uncertain
             continue
-        best = int(row[1:].argmax()) + 1
         for index in range(1, len(row)):
             if index == best or float(row[index]) >= limits.category:
                 category = Category(model.labels[index])

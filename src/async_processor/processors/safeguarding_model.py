@@ -66,14 +66,24 @@ class SideThresholds:
 
     Attributes:
         flag: a score at or above this is a risk.
-        uncertain: a score from this up to ``flag`` is the low-confidence band.
+        uncertain: a score from this up to the flag threshold is the low-confidence band.
         category: besides the most likely category, any category whose probability
             reaches this is reported too.
+        high: the flag threshold when the most likely category is of HIGH severity on
+            the side (recall first for disclosures and self-harm); at most ``flag``.
+            ``None``: the same as ``flag``.
     """
 
     flag: float
     uncertain: float
     category: float
+    high: float | None = None
+
+    def flag_for(self, high_severity: bool) -> float:
+        """The flag threshold for a piece whose most likely category is (or is not) HIGH."""
+        if high_severity and self.high is not None:
+            return min(self.high, self.flag)
+        return self.flag
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +153,10 @@ def load(directory: Path | None = None) -> dict[str, SideModel]:
 class TrainingSettings:
     """The fixed training recipe (changing it changes the shipped weights)."""
 
-    hidden: int = 32
-    steps: int = 200
+    hidden: int = 128
+    steps: int = 400
     learning_rate: float = 0.01
-    l2: float = 1e-3
+    l2: float = 1e-4
     seed: int = 9
 
 

@@ -17,6 +17,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from .safeguarding_text import normalise, spoken_digits
+
 __all__ = ["RuleHit", "find", "luhn_valid", "names_a_trusted_adult"]
 
 _EMAIL = re.compile(r"[\w.%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}", re.IGNORECASE)
@@ -163,8 +165,9 @@ def names_a_trusted_adult(text: str) -> bool:
 
 def find(text: str, side: str) -> list[RuleHit]:
     """Every rule that matches ``text`` said by ``side`` ("child" or "reply"), one hit per
-    rule and category."""
-    hits = _numbers(text) + _addresses(text) + _phrase_hits(text, side)
+    rule and category. Spoken-out digits count as digits and the phrases are matched on
+    the normalised text (:mod:`.safeguarding_text`: "k1ll mys3lf" is "kill myself")."""
+    hits = _numbers(spoken_digits(text)) + _addresses(text) + _phrase_hits(normalise(text), side)
     if _EMAIL.search(text):
         hits.append(RuleHit("personal_information", "email"))
     elif _LINK.search(text):
