@@ -113,8 +113,9 @@ class RetainedResults:
 
     def keep(self, kept: Kept, now: float) -> None:
         """Keep an ended task: its bare result, or with its graph when it has one."""
-        task_id = result_of(kept).task_id
-        self._shard(task_id)[task_id] = kept
+        result = kept.result if isinstance(kept, EndedTask) else kept
+        task_id = result.task_id
+        self._shards[hash(task_id) % _SHARDS][task_id] = kept
         self._order.append(task_id)
         self.expire(now)
 
@@ -157,8 +158,12 @@ class RetainedResults:
         while len(order) > self.max_results:
             self._drop(order.popleft())
         cutoff = now - self.ttl
+        shards = self._shards
         while order:
-            oldest = result_of(self._shard(order[0])[order[0]])
+            oldest_id = order[0]
+            oldest = shards[hash(oldest_id) % _SHARDS][oldest_id]
+            if isinstance(oldest, EndedTask):
+                oldest = oldest.result
             if oldest.completed_at is None or oldest.completed_at > cutoff:
                 break
             self._drop(order.popleft())

@@ -257,7 +257,8 @@ class TaskManager:
         records[task.id] = record
         self.waiting += 1
         self.waiting_by_priority[record.priority] += 1
-        self._notify(record, TaskStatus.PENDING, TaskStatus.PENDING)
+        if self.listeners:
+            self._notify(record, TaskStatus.PENDING, TaskStatus.PENDING)
         return record
 
     def lift_priority(self, record: TaskRecord) -> list[TaskRecord]:
@@ -336,7 +337,8 @@ class TaskManager:
     def transition(self, record: TaskRecord, status: TaskStatus) -> None:
         """The one place a task's status changes."""
         old = self._set_status(record, status)
-        self._notify(record, old, status)
+        if self.listeners:
+            self._notify(record, old, status)
 
     def _set_status(self, record: TaskRecord, status: TaskStatus) -> TaskStatus:
         """Change the status and the waiting counts, without telling anyone."""
@@ -442,7 +444,8 @@ class TaskManager:
         )
         del self.records[task.id]
         self.results.keep(_kept(record, result), now)
-        self._notify(record, old, status)
+        if self.listeners:
+            self._notify(record, old, status)
         ready: list[TaskRecord] = []
         doomed: list[TaskRecord] = []
         for dependent in record.dependents or ():
