@@ -56,8 +56,6 @@ class ExecutorContract:
 
     #: The lane the executor serves in a processor ("thread" or "process").
     lane = "process"
-    #: Whether a worker that dies is replaced (a thread cannot die on its own).
-    replaces_dead_workers = True
 
     @pytest.fixture
     async def executor(self, new_executor: NewExecutor) -> AsyncIterator[Executor]:
@@ -111,19 +109,6 @@ class ExecutorContract:
         )
         assert await executor.run(1, pf.echo_data, make_task(data=data)) == data
 
-    async def test_killed_worker_fails_clearly_and_the_executor_keeps_working(
-        self, executor: Executor
-    ) -> None:
-        if not self.replaces_dead_workers:
-            pytest.skip("a thread cannot die alone: os._exit would end the whole process")
-        task = make_task()
-        with pytest.raises(WorkerCrashedError, match=r"died") as info:
-            await executor.run(0, pf.exit_3, task)
-        assert task.id in str(info.value)
-        await wait_idle(executor, 0)
-        assert await executor.run(0, pf.add_one, make_task(x=9)) == 10
-        assert executor.statistics()["crashes"] == 1
-
     async def test_priority_order_when_saturated(self, new_executor: NewExecutor) -> None:
         """Through the processor: with every slot busy, HIGH tasks start before LOW ones."""
         executor = new_executor()
@@ -170,3 +155,19 @@ class ExecutorContract:
         low = [r.result for r in results[2:4]]
         high = [r.result for r in results[4:6]]
         assert max(high) <= min(low)
+
+
+class WorkerDeathContract:
+    """For executors whose workers can die alone (processes, Dask workers; a thread cannot:
+    os._exit would end the whole process), used beside :class:`ExecutorContract`."""
+
+    async def test_killed_worker_fails_clearly_and_the_executor_keeps_working(
+        self, executor: Executor
+    ) -> None:
+        task = make_task()
+        with pytest.raises(WorkerCrashedError, match=r"died") as info:
+            await executor.run(0, pf.exit_3, task)
+        assert task.id in str(info.value)
+        await wait_idle(executor, 0)
+        assert await executor.run(0, pf.add_one, make_task(x=9)) == 10
+        assert executor.statistics()["crashes"] == 1

@@ -20,7 +20,7 @@ from typing import Any
 import executor_contract as ec
 import process_functions as pf
 import pytest
-from executor_contract import ExecutorContract, NewExecutor, make_task
+from executor_contract import ExecutorContract, NewExecutor, WorkerDeathContract, make_task
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from otel_helpers import task_spans
@@ -77,7 +77,7 @@ async def wait_until_workers_idle(client: Any) -> None:
     raise AssertionError("the Dask workers stayed busy")
 
 
-class TestDaskExecutorContract(ExecutorContract):
+class TestDaskExecutorContract(ExecutorContract, WorkerDeathContract):
     """The shared executor suite (tests/executor_contract.py), also run on the process pool."""
 
     @pytest.fixture

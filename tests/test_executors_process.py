@@ -13,7 +13,7 @@ from pathlib import Path
 
 import process_functions as pf
 import pytest
-from executor_contract import ExecutorContract, NewExecutor
+from executor_contract import ExecutorContract, NewExecutor, WorkerDeathContract
 
 from async_processor.errors import (
     NonRetryableError,
@@ -54,7 +54,7 @@ async def executor() -> AsyncIterator[ProcessExecutor]:
         await ex.shutdown()
 
 
-class TestProcessExecutorContract(ExecutorContract):
+class TestProcessExecutorContract(ExecutorContract, WorkerDeathContract):
     """The shared executor suite (tests/executor_contract.py), also run against Dask."""
 
     @pytest.fixture

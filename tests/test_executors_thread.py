@@ -31,7 +31,6 @@ class TestThreadExecutorContract(ExecutorContract):
     Dask run it."""
 
     lane = "thread"
-    replaces_dead_workers = False
 
     @pytest.fixture
     def new_executor(self) -> NewExecutor:
