@@ -104,7 +104,7 @@ def test_the_not_sure_reply_is_deterministic_and_varies() -> None:
         "what's the name of the shop on the corner",
         "who lives in the blue house down the road",
         "what did the postman bring to our house today",
-        "how many windows has our school got",
+        "how many windows has the big castle got",
         "what is my uncle's favourite film",
         "which bus goes to my auntie's town",
     ]
