@@ -27,6 +27,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from . import embeddings, extras
+from .risk_replies import is_question
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,11 +67,6 @@ NOT_SURE = (
     "That's a great question, and I'm not sure of the answer. Shall we ask a grown-up?",
 )
 
-_QUESTION_START = re.compile(
-    r"^\W*(?:who|what|whats|what's|where|wheres|where's|when|why|how|which|whose|can|could|"
-    r"will|would|should|shall|do|does|did|is|are|am|was|were|have|has)\b",
-    re.IGNORECASE,
-)
 #: "Can you tell me", "do you know", "tell me about"...: a wrapper around what is asked.
 _WRAPPER = re.compile(
     r"^\W*(?:(?:can|could|will|would) you (?:please )?(?:tell|teach|show) me|do you know|"
@@ -116,12 +112,6 @@ class Match:
             "similarity": round(self.similarity, 4),
             "answered": self.entry is not None,
         }
-
-
-def is_question(text: str) -> bool:
-    """Whether the child asked something: a question mark, or a question word first
-    (transcriptions rarely have the mark)."""
-    return text.rstrip().endswith("?") or bool(_QUESTION_START.match(text))
 
 
 def subject(text: str) -> str | None:
